@@ -1,0 +1,218 @@
+// `cvqkd link simulate`: one link on simulated hardware, true against estimated parameters.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/profile.hpp"
+#include "links/simulation.hpp"
+#include "node/cli_common.hpp"
+
+namespace cvqkd::cli {
+namespace {
+
+constexpr double inf = std::numeric_limits<double>::infinity();
+
+struct simulate_options {
+  std::string profile = "llo_metro";
+  double distance_km = 0, attenuation = 0.2, insertion_loss = 0;
+  double symbols = 0, n_pe = 0, eps = 1e-10, beta = 0;
+  std::uint64_t seed = 1;
+  std::string model_name = "trusted", eve = "none";
+  std::vector<std::string> faults;
+  bool json = false;
+  CLI::Option *symbols_opt = nullptr, *n_pe_opt = nullptr, *beta_opt = nullptr;
+};
+
+// "NAME:VALUE" -> value, validated as a finite number.
+double value_of(std::string_view flag, const std::string& spec, std::size_t colon) {
+  if (colon == std::string::npos) usage(flag, fmt::format("'{}' lacks its value: expected NAME:VALUE", spec));
+  const std::string text = spec.substr(colon + 1);
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || end == nullptr || *end != '\0') usage(flag, fmt::format("'{}' is not a number in '{}'", text, spec));
+  require_finite(flag, v);
+  return v;
+}
+
+hw::eavesdropper parse_eve(const std::string& spec) {
+  if (spec == "none") return {};
+  const auto colon = spec.find(':');
+  const std::string name = spec.substr(0, colon);
+  hw::eavesdropper e;
+  if (name == "intercept-resend") {
+    e.type = hw::eavesdropper::kind::intercept_resend;
+    e.parameter = colon == std::string::npos ? 1.0 : value_of("--eve", spec, colon);
+    require_range("--eve intercept-resend fraction", e.parameter, 0, 1, true, false, "an intercepted fraction");
+  } else if (name == "entangling-cloner") {
+    e.type = hw::eavesdropper::kind::entangling_cloner;
+    e.parameter = value_of("--eve", spec, colon);
+    require_range("--eve entangling-cloner W", e.parameter, 1, inf, false, true, "Eve's EPR variance (SNU)");
+  } else {
+    usage("--eve", fmt::format("got '{}', expected none, intercept-resend[:FRACTION] or entangling-cloner:W", spec));
+  }
+  return e;
+}
+
+hw::fault_state parse_faults(const std::vector<std::string>& specs) {
+  hw::fault_state f;
+  for (const auto& spec : specs) {
+    const auto colon = spec.find(':');
+    const std::string name = spec.substr(0, colon);
+    const double v = value_of("--fault", spec, colon);
+    if (name == "excess-noise") require_range("--fault excess-noise", f.excess_noise_spike = v, 0, inf, false, true, "xi (SNU)");
+    else if (name == "lo-drift")
+      require_range("--fault lo-drift", f.lo_drift_rad2_per_symbol = v, 0, inf, false, true, "a Wiener step (rad^2)");
+    else if (name == "saturation")
+      require_range("--fault saturation", f.optical_power_factor = v, 0, inf, true, true, "an optical power factor");
+    else if (name == "sample-loss")
+      require_range("--fault sample-loss", f.sample_loss_probability = v, 0, 1, false, false, "a probability");
+    else if (name == "calibration-drift")
+      require_range("--fault calibration-drift", f.shot_noise_drift = v, -0.5, 0.5, false, false, "a relative drift");
+    else
+      usage("--fault", fmt::format("got '{}', expected excess-noise:XI, lo-drift:RAD2, saturation:FACTOR, "
+                                   "sample-loss:P or calibration-drift:REL",
+                                   spec));
+  }
+  return f;
+}
+
+nlohmann::json number_or_null(const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); }
+
+void run(const simulate_options& o) {
+  auto profile = config::resolve_profile(o.profile);
+  if (!profile) fail_with(profile.error());
+  require_range("--distance-km", o.distance_km, 0, inf, false, true, "a fibre length (km)");
+  require_range("--attenuation-db-per-km", o.attenuation, 0, inf, false, true, "a fibre attenuation (dB/km)");
+  require_range("--insertion-loss-db", o.insertion_loss, 0, inf, false, true, "an insertion loss (dB)");
+  require_range("--eps", o.eps, 0, 1, true, true, "a failure probability");
+  const auto model = parse_detector_model(o.model_name);
+  if (!model) usage("--detector-model", fmt::format("got '{}', expected trusted or untrusted", o.model_name));
+
+  links::simulation_config c;
+  c.hardware.profile = *profile;
+  c.hardware.transmittance = fibre_transmittance(o.distance_km, o.attenuation, o.insertion_loss);
+  c.hardware.seed = o.seed;
+  c.hardware.eve = parse_eve(o.eve);
+  c.hardware.faults = parse_faults(o.faults);
+  c.model = *model;
+  c.eps = security::epsilons{.pe = o.eps, .smooth = o.eps, .pa = o.eps};
+  c.symbols = profile->block_symbols;
+  if ((o.symbols_opt->count() > 0)) {
+    require_range("--symbols", o.symbols, 1000, 1e12, false, false, "a block size (symbols)");
+    if (o.symbols != std::floor(o.symbols)) usage("--symbols", fmt::format("got {}, expected a whole number", o.symbols));
+    c.symbols = static_cast<std::uint64_t>(o.symbols);
+  }
+  if ((o.n_pe_opt->count() > 0)) {
+    require_range("--n-pe", o.n_pe, 1, static_cast<double>(c.symbols), false, true, "disclosed symbols below --symbols");
+    c.n_pe = static_cast<std::uint64_t>(o.n_pe);
+  }
+  if ((o.beta_opt->count() > 0)) require_range("--beta", c.beta = o.beta, 0, 1, true, false, "a reconciliation efficiency");
+
+  auto rep = links::simulate(c);
+  if (!rep) fail_with(rep.error());
+  const auto& r = *rep;
+  const auto& t = r.truth;
+  const double length = o.distance_km;
+  const double loss_db = loss_db_from_transmittance(t.transmittance);
+
+  if (o.json) {
+    nlohmann::json j;
+    j["profile"] = profile->name;
+    j["detection"] = to_string(profile->detection);
+    j["detector_model"] = to_string(c.model);
+    j["distance_km"] = length;
+    j["loss_db"] = loss_db;
+    j["seed"] = o.seed;
+    j["n_total"] = r.n_total;
+    j["n_pe"] = r.n_pe;
+    j["pe_samples"] = r.pe_samples;
+    j["beta"] = r.beta;
+    j["true"] = {{"transmittance", t.transmittance}, {"transmittance_effective", t.transmittance_effective},
+                 {"xi", t.xi},  {"xi_effective", t.xi_effective}, {"xi_bob", t.xi_bob}, {"snr", t.snr}};
+    if (r.estimated) {
+      const auto& e = *r.estimated;
+      j["estimated"] = {{"transmittance", e.transmittance}, {"xi", e.xi}, {"xi_bob", e.xi_bob}, {"snr", e.snr},
+                        {"v_a", e.v_a}};
+    } else {
+      j["estimated"] = nullptr;
+    }
+    j["t_min"] = number_or_null(r.finite ? std::optional(r.finite->bounds.transmittance_min) : std::nullopt);
+    j["xi_max"] = number_or_null(r.finite ? std::optional(r.finite->bounds.xi_max) : std::nullopt);
+    j["delta_n"] = number_or_null(r.finite ? std::optional(r.finite->delta_n) : std::nullopt);
+    j["chi_be_worst"] = number_or_null(r.finite ? std::optional(r.finite->chi_be_worst) : std::nullopt);
+    j["key_rate_finite"] = r.finite ? r.finite->key_rate : 0.0;
+    j["key_rate_asymptotic"] = r.key_rate_asymptotic_estimated;
+    j["key_rate_asymptotic_true"] = r.key_rate_asymptotic_true;
+    j["plob_bound"] = r.plob_bound;
+    j["key_rate_bps"] = r.key_rate_bps;
+    j["symbol_rate_baud"] = profile->symbol_rate_baud;
+    if (!r.no_key_reason.empty()) j["no_key_reason"] = r.no_key_reason;
+    j["calibration"] = {{"n0_raw", r.calibration.n0_raw}, {"v_el", r.calibration.v_el}, {"samples", r.calibration.samples}};
+    j["adc_clipped_samples"] = r.clipped_samples;
+    j["lost_symbols"] = r.lost_symbols;
+    j["elapsed_seconds"] = r.elapsed_seconds;
+    j["units"] = "variances in SNU; xi input-referred, xi_bob at Bob; key rates in bits per symbol, key_rate_bps in "
+                 "bit/s at the profile's symbol rate; t_min is the lower bound on the transmittance T";
+    print_json(j);
+    return;
+  }
+
+  std::cout << fmt::format("link simulation: profile {} ({}, {} LO), {:.1f} km, {:.2f} dB, seed {}\n", profile->name,
+                           to_string(profile->detection), to_string(profile->lo), length, loss_db, o.seed);
+  std::cout << fmt::format("block N = {} symbols, {} disclosed for estimation ({} samples), eps = {:g}\n", r.n_total,
+                           r.n_pe, r.pe_samples, o.eps);
+  std::cout << fmt::format("shot-noise calibration: N0 = {:.6g} V^2, v_el = {:.5f} SNU ({} samples each)\n",
+                           r.calibration.n0_raw, r.calibration.v_el, r.calibration.samples);
+  std::cout << fmt::format("{:<24} {:>14} {:>14} {:>14}\n", "", "true", "estimated", "worst case");
+  const auto est = [&](auto field) { return r.estimated ? fmt::format("{:>14.6g}", field(*r.estimated)) : fmt::format("{:>14}", "-"); };
+  std::cout << fmt::format("{:<24} {:>14.6g} {} {:>14}\n", "transmittance T", t.transmittance,
+                           est([](const auto& e) { return e.transmittance; }),
+                           r.finite ? fmt::format("{:.6g}", r.finite->bounds.transmittance_min) : "-");
+  std::cout << fmt::format("{:<24} {:>14.6g}\n", "  T effective (phase)", t.transmittance_effective);
+  std::cout << fmt::format("{:<24} {:>14.6g} {} {:>14}\n", "xi (input, SNU)", t.xi, est([](const auto& e) { return e.xi; }),
+                           r.finite ? fmt::format("{:.6g}", r.finite->bounds.xi_max) : "-");
+  std::cout << fmt::format("{:<24} {:>14.6g}\n", "  xi effective", t.xi_effective);
+  std::cout << fmt::format("{:<24} {:>14.6g} {}\n", "xi_B at Bob (SNU)", t.xi_bob, est([](const auto& e) { return e.xi_bob; }));
+  std::cout << fmt::format("{:<24} {:>14.6g} {}\n", "SNR per dimension", t.snr, est([](const auto& e) { return e.snr; }));
+  std::cout << fmt::format("ADC clipped samples {}, lost symbols {}\n", r.clipped_samples, r.lost_symbols);
+  std::cout << fmt::format("asymptotic K at estimates: {:.6e} bit/symbol (true parameters {:.6e}; PLOB {:.6e})\n",
+                           r.key_rate_asymptotic_estimated, r.key_rate_asymptotic_true, r.plob_bound);
+  if (r.finite)
+    std::cout << fmt::format("finite-size K (beta {:.3f}, FER 0 until reconciliation runs): {:.6e} bit/symbol = {:.4g} "
+                             "bit/s at {:.3g} Bd\n",
+                             r.beta, r.finite->key_rate, r.key_rate_bps, profile->symbol_rate_baud);
+  if (!r.no_key_reason.empty()) std::cout << "no key: " << r.no_key_reason << '\n';
+  std::cout << fmt::format("simulated {} symbols in {:.2f} s\n", r.n_total, r.elapsed_seconds);
+}
+
+}  // namespace
+
+void add_link(CLI::App& app) {
+  auto* link = app.add_subcommand("link", "operate on a single CV-QKD link");
+  link->require_subcommand(1);
+  auto o = std::make_shared<simulate_options>();
+  auto* cmd = link->add_subcommand("simulate", "simulated hardware -> sifting -> parameter estimation -> key-rate bound");
+  cmd->add_option("--profile", o->profile, "hardware profile: a built-in name or a TOML file")->capture_default_str();
+  cmd->add_option("--distance-km", o->distance_km, "fibre length (km)")->required();
+  cmd->add_option("--attenuation-db-per-km", o->attenuation, "fibre attenuation (dB/km)")->capture_default_str();
+  cmd->add_option("--insertion-loss-db", o->insertion_loss, "connector and splice loss (dB)")->capture_default_str();
+  o->symbols_opt = cmd->add_option("--symbols", o->symbols, "block size N in symbols (default: the profile's)");
+  o->n_pe_opt = cmd->add_option("--n-pe", o->n_pe, "symbols disclosed for parameter estimation (default N/2)");
+  cmd->add_option("--seed", o->seed, "seed of the simulation's DRBG streams")->capture_default_str();
+  cmd->add_option("--eps", o->eps, "eps_PE = eps_smooth = eps_PA")->capture_default_str();
+  o->beta_opt = cmd->add_option("--beta", o->beta, "reconciliation efficiency (default: the profile's target)");
+  cmd->add_option("--detector-model", o->model_name, "trusted or untrusted")->capture_default_str();
+  cmd->add_option("--eve", o->eve, "none, intercept-resend[:FRACTION] or entangling-cloner:W")->capture_default_str();
+  cmd->add_option("--fault", o->faults,
+                  "inject a fault (repeatable): excess-noise:XI, lo-drift:RAD2, saturation:FACTOR, sample-loss:P, "
+                  "calibration-drift:REL");
+  cmd->add_flag("--json", o->json, "print JSON");
+  cmd->callback([o] { run(*o); });
+}
+
+}  // namespace cvqkd::cli
