@@ -112,8 +112,9 @@ constexpr domain positive{.lo = 0, .lo_open = true};
 constexpr domain non_negative{.lo = 0};
 constexpr bool optional = false;
 
-using member = std::variant<std::string hardware_profile::*, detection hardware_profile::*, lo_type hardware_profile::*,
-                            double hardware_profile::*, unsigned hardware_profile::*, std::uint64_t hardware_profile::*>;
+using hp = hardware_profile;
+using member = std::variant<std::string hp::*, detection hp::*, lo_type hp::*, double hp::*, unsigned hp::*,
+                            std::uint64_t hp::*>;
 
 struct field {
   std::string_view table;  // "" for a top-level key
@@ -126,7 +127,6 @@ struct field {
   std::string path() const { return table.empty() ? std::string(key) : cat({table, ".", key}); }
 };
 
-using hp = hardware_profile;
 // The file layout, in order. Domains are the ones documented in core/hardware_profile.hpp.
 constexpr field schema[] = {
     {"", "name", &hp::name, "profile name"},
@@ -274,41 +274,42 @@ class reader {
 
   template <class T>
   expected<T> convert(const field& f, const toml::node& n) const {
-    auto wrong_type = [&] { return std::unexpected(bad_value(f, n, cat({"has the wrong type (", type_name(n), ")"}))); };
+    auto reject = [&](std::string_view problem) { return std::unexpected(bad_value(f, n, problem)); };
+    auto wrong_type = [&] { return reject(cat({"has the wrong type (", type_name(n), ")"})); };
     if constexpr (std::is_same_v<T, std::string>) {
       const auto* s = n.as_string();
       if (!s) return wrong_type();
-      if (f.required && s->get().empty()) return std::unexpected(bad_value(f, n, "is empty"));
+      if (f.required && s->get().empty()) return reject("is empty");
       return s->get();
     } else if constexpr (std::is_same_v<T, double>) {
       double v = 0;
       if (const auto* d = n.as_floating_point()) v = d->get();
       else if (const auto* i = n.as_integer()) v = static_cast<double>(i->get());
       else return wrong_type();
-      if (!std::isfinite(v)) return std::unexpected(bad_value(f, n, "is not a finite number"));
-      if (!f.range.contains(v)) return std::unexpected(bad_value(f, n, "is out of range"));
+      if (!std::isfinite(v)) return reject("is not a finite number");
+      if (!f.range.contains(v)) return reject("is out of range");
       return v;
     } else if constexpr (std::is_integral_v<T>) {
       // Integers may be written as floats with an exact integer value, e.g. block_symbols = 1e9.
       if (const auto* i = n.as_integer()) {
-        if (!f.range.contains(static_cast<double>(i->get()))) return std::unexpected(bad_value(f, n, "is out of range"));
+        if (!f.range.contains(static_cast<double>(i->get()))) return reject("is out of range");
         return static_cast<T>(i->get());  // the range is within T and excludes negatives
       }
       const auto* d = n.as_floating_point();
       if (!d) return wrong_type();
       const double v = d->get();
-      if (!std::isfinite(v)) return std::unexpected(bad_value(f, n, "is not a finite number"));
-      if (std::trunc(v) != v) return std::unexpected(bad_value(f, n, "is not an integer"));
-      if (!f.range.contains(v)) return std::unexpected(bad_value(f, n, "is out of range"));
+      if (!std::isfinite(v)) return reject("is not a finite number");
+      if (std::trunc(v) != v) return reject("is not an integer");
+      if (!f.range.contains(v)) return reject("is out of range");
       // TOML integers are 64-bit signed, so to_toml could not write anything larger back.
-      if (v >= 0x1p63) return std::unexpected(bad_value(f, n, "is too large for a TOML integer"));
+      if (v >= 0x1p63) return reject("is too large for a TOML integer");
       return static_cast<T>(v);  // the range is within T
     } else {
       const auto* s = n.as_string();
       if (!s) return wrong_type();
       for (T c : choices(T{}))
         if (to_string(c) == s->get()) return c;
-      return std::unexpected(bad_value(f, n, "is not one of the choices"));
+      return reject("is not one of the choices");
     }
   }
 
@@ -346,7 +347,8 @@ expected<hardware_profile> load_profile_file(const std::filesystem::path& path) 
   // A directory opens fine on Linux and then reads as empty: say what it is instead.
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
-    return fail(errc::io_error, cat({"cannot read profile file ", name, ": it is a directory. Give the path of a .toml file and retry."}));
+    return fail(errc::io_error, cat({"cannot read profile file ", name,
+                                     ": it is a directory. Give the path of a .toml file and retry."}));
   errno = 0;
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -358,7 +360,8 @@ expected<hardware_profile> load_profile_file(const std::filesystem::path& path) 
   constexpr std::streamsize max_bytes = 1 << 20;
   std::string text(max_bytes + 1, '\0');
   in.read(text.data(), max_bytes + 1);
-  if (in.bad()) return fail(errc::io_error, cat({"cannot read profile file ", name, ": read error. Check the file and retry."}));
+  if (in.bad())
+    return fail(errc::io_error, cat({"cannot read profile file ", name, ": read error. Check the file and retry."}));
   if (in.gcount() > max_bytes)
     return fail(errc::config_error, cat({name, ": the file is larger than 1 MiB, too large for a hardware profile. ",
                                          "Check that the path names a profile and retry."}));
@@ -400,10 +403,16 @@ std::string to_toml(const hardware_profile& profile) {
         [&](auto m) {
           const auto& v = profile.*m;
           using T = std::remove_cvref_t<decltype(v)>;
-          if constexpr (std::is_same_v<T, std::string>) line += toml_string(v);
-          else if constexpr (std::is_same_v<T, double>) line += toml_float(v), comment = cat({f.what, ", ", f.range.text()});
-          else if constexpr (std::is_integral_v<T>) line += std::to_string(v), comment = cat({f.what, ", ", f.range.text()});
-          else line += toml_string(to_string(v)), comment = cat({f.what, ": ", expectation(f)});
+          if constexpr (std::is_same_v<T, std::string>) {
+            line += toml_string(v);
+          } else if constexpr (std::is_arithmetic_v<T>) {
+            if constexpr (std::is_integral_v<T>) line += std::to_string(v);
+            else line += toml_float(v);
+            comment = cat({f.what, ", ", f.range.text()});
+          } else {
+            line += toml_string(to_string(v));
+            comment = cat({f.what, ": ", expectation(f)});
+          }
         },
         f.target);
     // Comments start at column 34, as in config/profiles/*.toml.

@@ -34,8 +34,9 @@ std::vector<std::string> builtin_profile_names();
 /// Errors: as load_profile_file or builtin_profile.
 expected<hardware_profile> resolve_profile(std::string_view name_or_path);
 
-/// The profile as TOML in the layout of config/profiles/*.toml, numbers at full precision:
-/// parse_profile reads it back unchanged.
+/// The profile as TOML in the layout of config/profiles/*.toml, numbers at full precision, with a
+/// comment giving each field's unit and domain. parse_profile reads back unchanged any profile it
+/// accepted (integers above 2^63 - 1 have no TOML form and are rejected there).
 std::string to_toml(const hardware_profile& profile);
 
 }  // namespace cvqkd::config

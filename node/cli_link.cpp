@@ -109,6 +109,7 @@ void run(const simulate_options& o) {
   }
   if ((o.n_pe_opt->count() > 0)) {
     require_range("--n-pe", o.n_pe, 1, static_cast<double>(c.symbols), false, true, "disclosed symbols below --symbols");
+    if (o.n_pe != std::floor(o.n_pe)) usage("--n-pe", fmt::format("got {}, expected a whole number", o.n_pe));
     c.n_pe = static_cast<std::uint64_t>(o.n_pe);
   }
   if ((o.beta_opt->count() > 0)) require_range("--beta", c.beta = o.beta, 0, 1, true, false, "a reconciliation efficiency");
@@ -203,7 +204,7 @@ void add_link(CLI::App& app) {
   cmd->add_option("--insertion-loss-db", o->insertion_loss, "connector and splice loss (dB)")->capture_default_str();
   o->symbols_opt = cmd->add_option("--symbols", o->symbols, "block size N in symbols (default: the profile's)");
   o->n_pe_opt = cmd->add_option("--n-pe", o->n_pe, "symbols disclosed for parameter estimation (default N/2)");
-  cmd->add_option("--seed", o->seed, "seed of the simulation's DRBG streams")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "seed of the simulation's DRBG streams")->capture_default_str()->check([](const std::string& s) { return s.find('-') != std::string::npos ? fmt::format("got {}, expected an integer in [0, 2^64)", s) : std::string{}; });
   cmd->add_option("--eps", o->eps, "eps_PE = eps_smooth = eps_PA")->capture_default_str();
   o->beta_opt = cmd->add_option("--beta", o->beta, "reconciliation efficiency (default: the profile's target)");
   cmd->add_option("--detector-model", o->model_name, "trusted or untrusted")->capture_default_str();

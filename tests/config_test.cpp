@@ -45,7 +45,8 @@ struct csv_row {
   double adc_full_scale_sigma, residual_phase_noise_rad2;
 };
 const csv_row profiles_csv[] = {
-    {"tlo_80km", detection::homodyne, lo_type::transmitted, 1e6, 0.606, 0.041, 4, 0.01, 0.95, 1'000'000'000, 12, 6, 1e-5},
+    {"tlo_80km", detection::homodyne, lo_type::transmitted, 1e6, 0.606, 0.041, 4, 0.01, 0.95, 1'000'000'000, 12, 6,
+     1e-5},
     {"llo_100km", detection::heterodyne, lo_type::local, 1e8, 0.65, 0.01, 2, 0.02, 0.95, 1'000'000'000, 12, 6, 1e-4},
     {"llo_metro", detection::heterodyne, lo_type::local, 1e8, 0.65, 0.01, 5, 0.02, 0.95, 10'000'000, 12, 6, 1e-4},
     {"highrate_metro", detection::heterodyne, lo_type::local, 2.5e8, 0.8, 0.01, 2, 0.01, 0.93, 10'000'000, 12, 6, 1e-4},
@@ -117,7 +118,8 @@ struct temp_file {
 };
 
 TEST(config_builtin, names_are_the_shipped_files) {
-  EXPECT_EQ(builtin_profile_names(), (std::vector<std::string>{"highrate_metro", "llo_100km", "llo_metro", "tlo_80km"}));
+  const std::vector<std::string> shipped{"highrate_metro", "llo_100km", "llo_metro", "tlo_80km"};
+  EXPECT_EQ(builtin_profile_names(), shipped);
 }
 
 TEST(config_builtin, profiles_match_profiles_csv) {
@@ -206,12 +208,12 @@ TEST(config_round_trip, to_toml_uses_the_file_layout) {
   ASSERT_TRUE(p);
   const std::string text = to_toml(*p);
   std::size_t at = 0;
-  for (std::string_view part : {"name = \"llo_metro\"", "description = ", "source = ", "[modulation]", "v_a = 5.0",
-                                "symbol_rate_baud = ", "[channel]", "xi = 0.02", "[detector]", "detection = \"heterodyne\"",
-                                "lo = \"local\"", "eta = 0.65", "v_el = ", "shot_noise_raw = ", "calibration_samples = 4000000",
-                                "[adc]", "bits = 12", "full_scale_sigma = 6.0", "[phase]", "residual_noise_rad2 = ",
-                                "drift_rad2_per_symbol = 0.0", "relock_symbols = 10000", "[postprocessing]",
-                                "beta_target = 0.95", "block_symbols = 10000000"}) {
+  for (std::string_view part :
+       {"name = \"llo_metro\"", "description = ", "source = ", "[modulation]", "v_a = 5.0", "symbol_rate_baud = 1e8",
+        "[channel]", "xi = 0.02", "[detector]", "detection = \"heterodyne\"", "lo = \"local\"", "eta = 0.65",
+        "v_el = 0.01", "shot_noise_raw = 1e-4", "calibration_samples = 4000000", "[adc]", "bits = 12",
+        "full_scale_sigma = 6.0", "[phase]", "residual_noise_rad2 = 1e-4", "drift_rad2_per_symbol = 0.0",
+        "relock_symbols = 10000", "[postprocessing]", "beta_target = 0.95", "block_symbols = 10000000"}) {
     const auto next = text.find(part, at);
     ASSERT_NE(next, std::string::npos) << "missing or out of order: " << part << "\n" << text;
     at = next;
@@ -346,9 +348,10 @@ TEST(config_parse, a_missing_table_names_its_first_field) {
 }
 
 TEST(config_parse, syntax_errors_report_file_line_and_column) {
-  for (auto [text, where] : {std::pair<std::string_view, std::string_view>{"name = \"x\"\n[detector\neta = 1\n", "bad.toml:2:"},
-                             {"name = \"x\"\n\nv_a = \n", "bad.toml:3:"},
-                             {"name = \"x\"\nname = \"y\"\n", "bad.toml:2:"}}) {
+  using text_and_place = std::pair<std::string_view, std::string_view>;
+  for (auto [text, where] : {text_and_place{"name = \"x\"\n[detector\neta = 1\n", "bad.toml:2:"},  // unclosed [
+                             text_and_place{"name = \"x\"\n\nv_a = \n", "bad.toml:3:"},             // no value
+                             text_and_place{"name = \"x\"\nname = \"y\"\n", "bad.toml:2:"}}) {     // duplicate key
     auto p = parse_profile(text, "bad.toml");
     ASSERT_FALSE(p) << text;
     EXPECT_EQ(p.error().code, errc::config_error);
@@ -368,7 +371,8 @@ TEST(config_file, errors_in_a_file_name_the_path) {
   const temp_file f("bad_eta.toml", with_line(valid_toml, "eta", "eta = 1.3"));
   auto p = load_profile_file(f.path);
   ASSERT_FALSE(p);
-  EXPECT_TRUE(p.error().message.starts_with(f.path.string() + ": detector.eta = 1.3 is out of range")) << p.error().message;
+  EXPECT_TRUE(p.error().message.starts_with(f.path.string() + ": detector.eta = 1.3 is out of range"))
+      << p.error().message;
 }
 
 TEST(config_file, missing_file_is_an_io_error_with_path_and_reason) {
@@ -385,6 +389,14 @@ TEST(config_file, directory_is_an_io_error) {
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().code, errc::io_error);
   EXPECT_NE(p.error().message.find("directory"), std::string::npos) << p.error().message;
+}
+
+TEST(config_file, oversized_file_is_rejected_before_parsing) {
+  const temp_file f("huge.toml", std::string((1 << 20) + 1, '#'));
+  auto p = load_profile_file(f.path);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().code, errc::config_error);
+  EXPECT_NE(p.error().message.find("larger than 1 MiB"), std::string::npos) << p.error().message;
 }
 
 TEST(config_file, unreadable_file_is_an_io_error) {
