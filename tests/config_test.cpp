@@ -400,13 +400,14 @@ TEST(config_file, oversized_file_is_rejected_before_parsing) {
 }
 
 TEST(config_file, unreadable_file_is_an_io_error) {
-  if (::geteuid() == 0) GTEST_SKIP() << "root reads files regardless of their permissions";
-  const temp_file f("unreadable.toml", valid_toml);
-  fs::permissions(f.path, fs::perms::none);
-  auto p = load_profile_file(f.path);
+  // Permissions do not stop root (CI runs as root), but a path through a regular file fails for
+  // everyone, with the OS reason in the message.
+  const temp_file f("not-a-dir.toml", valid_toml);
+  auto p = load_profile_file(f.path / "inner.toml");
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().code, errc::io_error);
-  EXPECT_NE(p.error().message.find("Permission denied"), std::string::npos) << p.error().message;
+  EXPECT_NE(p.error().message.find("inner.toml"), std::string::npos) << p.error().message;
+  EXPECT_NE(p.error().message.find("Not a directory"), std::string::npos) << p.error().message;
 }
 
 TEST(config_resolve, names_are_builtins_and_paths_are_files) {
