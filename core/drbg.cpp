@@ -87,7 +87,12 @@ void system_random::fill(std::span<std::byte> out) {
 
 gaussian_sampler::~gaussian_sampler() {
   OPENSSL_cleanse(words_.data(), sizeof words_);
+  polar_.clear();
+}
+
+void polar_normal::clear() noexcept {
   OPENSSL_cleanse(&spare_, sizeof spare_);
+  has_spare_ = false;
 }
 
 double gaussian_sampler::next_unit() {
@@ -99,20 +104,7 @@ double gaussian_sampler::next_unit() {
 }
 
 double gaussian_sampler::next() {
-  if (has_spare_) {
-    has_spare_ = false;
-    return spare_;
-  }
-  double u, v, s;
-  do {
-    u = 2.0 * next_unit() - 1.0;
-    v = 2.0 * next_unit() - 1.0;
-    s = u * u + v * v;
-  } while (s >= 1.0 || s == 0.0);
-  const double f = std::sqrt(-2.0 * std::log(s) / s);
-  spare_ = v * f;
-  has_spare_ = true;
-  return u * f;
+  return polar_.next([this] { return next_unit(); });
 }
 
 void gaussian_sampler::fill(std::span<double> out, double sigma) {

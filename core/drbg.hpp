@@ -3,6 +3,7 @@
 // interface for one. Simulation and tests need reproducible streams, so they use seeded_drbg.
 
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -48,8 +49,36 @@ public:
   void fill(std::span<std::byte> out) override;
 };
 
-/// Standard normal variates from a uniform source by the Marsaglia polar method (exact, two
-/// variates per accepted pair; Marsaglia & Bray, SIAM Review 6, 260 (1964)).
+/// The Marsaglia polar method (Marsaglia & Bray, SIAM Review 6, 260 (1964)): exact N(0, 1)
+/// variates, two per accepted pair of uniform draws. `unit()` must return uniforms in [0, 1).
+class polar_normal {
+public:
+  template <class UniformFn>
+  double next(UniformFn&& unit) {
+    if (has_spare_) {
+      has_spare_ = false;
+      return spare_;
+    }
+    double u, v, s;
+    do {
+      u = 2.0 * unit() - 1.0;
+      v = 2.0 * unit() - 1.0;
+      s = u * u + v * v;
+    } while (s >= 1.0 || s == 0.0);
+    const double f = std::sqrt(-2.0 * std::log(s) / s);
+    spare_ = v * f;
+    has_spare_ = true;
+    return u * f;
+  }
+  /// Forgets the buffered variate (it may derive from secret randomness).
+  void clear() noexcept;
+
+private:
+  double spare_ = 0.0;
+  bool has_spare_ = false;
+};
+
+/// Standard normal variates from a random_source (polar method over 53-bit uniforms).
 class gaussian_sampler {
 public:
   explicit gaussian_sampler(random_source& source) : source_(&source) {}
@@ -67,8 +96,7 @@ private:
   random_source* source_;
   std::array<std::uint64_t, 256> words_{};  // uniform words drawn in batches: one fill() per 256
   std::size_t next_word_ = words_.size();
-  double spare_ = 0.0;
-  bool has_spare_ = false;
+  polar_normal polar_;
 };
 
 }  // namespace cvqkd

@@ -31,28 +31,13 @@ public:
     return result;
   }
   double unit() noexcept { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-  // Marsaglia polar method, as core's gaussian_sampler.
   double gauss() noexcept {
-    if (has_spare_) {
-      has_spare_ = false;
-      return spare_;
-    }
-    double u, v, s;
-    do {
-      u = 2.0 * unit() - 1.0;
-      v = 2.0 * unit() - 1.0;
-      s = u * u + v * v;
-    } while (s >= 1.0 || s == 0.0);
-    const double f = std::sqrt(-2.0 * std::log(s) / s);
-    spare_ = v * f;
-    has_spare_ = true;
-    return u * f;
+    return polar_.next([this] { return unit(); });
   }
 
 private:
   std::array<std::uint64_t, 4> s_{};
-  double spare_ = 0.0;
-  bool has_spare_ = false;
+  polar_normal polar_;
 };
 
 bool finite_in(double v, double lo, double hi) { return std::isfinite(v) && v >= lo && v <= hi; }

@@ -234,6 +234,9 @@ struct help_case {
   std::vector<std::string> mentions;
 };
 
+// Keeps GoogleTest from printing the case as raw bytes in test listings.
+void PrintTo(const help_case& c, std::ostream* os) { *os << describe(c.args); }
+
 class cli_help : public ::testing::TestWithParam<help_case> {};
 
 TEST_P(cli_help, ExitsZeroAndListsItsFlags) {
@@ -265,13 +268,13 @@ INSTANTIATE_TEST_SUITE_P(
     help_case{"profiles_show", {"profiles", "show"}, {"name", "--json"}}),
   [](const auto& info) { return info.param.name; });
 
-TEST(cli, VersionPrintsTheVersion) {
+TEST(cli_root, VersionPrintsTheVersion) {
   const auto r = run_cvqkd({"--version"});
   ASSERT_EQ(r.exit_code, 0) << show(r);
   EXPECT_NE(r.out.find("cvqkd "), std::string::npos) << show(r);
 }
 
-TEST(cli, MissingSubcommandIsAUsageError) {
+TEST(cli_root, MissingSubcommandIsAUsageError) {
   for (const auto& args : std::vector<std::vector<std::string>>{{}, {"link"}, {"profiles"}}) {
     const auto r = run_cvqkd(args);
     EXPECT_EQ(r.exit_code, 2) << describe(args) << '\n' << show(r);
@@ -334,7 +337,9 @@ TEST(cli_keyrate, TooSmallBlockReportsNoKeyWithAReason) {
   const auto j = parse_json(r);
   ASSERT_TRUE(j.is_object());
   EXPECT_LE(j.at("key_rate_finite").get<double>(), 0.0);
-  if (j.contains("no_key_reason")) EXPECT_FALSE(j.at("no_key_reason").get<std::string>().empty());
+  if (j.contains("no_key_reason")) {
+    EXPECT_FALSE(j.at("no_key_reason").get<std::string>().empty());
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -437,6 +442,8 @@ struct bad_case {
   int exit_code;
   std::vector<std::string> mentions;  // each must appear in stderr
 };
+
+void PrintTo(const bad_case& c, std::ostream* os) { *os << describe(c.args); }
 
 class cli_bad_flag : public ::testing::TestWithParam<bad_case> {};
 
