@@ -35,7 +35,7 @@ std::optional<lo_type> parse_lo_type(std::string_view s) noexcept;
 /// Power transmittance of a loss in dB: T = 10^(-loss/10).
 inline double transmittance_from_loss_db(double loss_db) noexcept { return std::pow(10.0, -loss_db / 10.0); }
 /// Loss in dB of a transmittance T in (0, 1].
-inline double loss_db_from_transmittance(double t) noexcept { return -10.0 * std::log10(t); }
+inline double loss_db_from_transmittance(double t) noexcept { return 0.0 - 10.0 * std::log10(t); }  // no -0 at T = 1
 /// Fibre of `length_km` at `attenuation_db_per_km` plus `insertion_loss_db` (connectors, splices):
 /// T = 10^(-(alpha*L + IL)/10) (Laudenbach et al. 2018, sec. 2).
 inline double fibre_transmittance(double length_km, double attenuation_db_per_km, double insertion_loss_db = 0.0) noexcept {

@@ -87,7 +87,8 @@ expected<simulation_report> simulate(const simulation_config& config) {
     auto at_hat = params;
     at_hat.transmittance = std::min(e.transmittance, 1.0);
     at_hat.xi = std::max(e.xi, 0.0);
-    e.xi_bob = security::xi_bob(at_hat);
+    // xi_B as estimated, unclamped like xi_hat (a negative value is a statistical fluctuation).
+    e.xi_bob = params.eta * e.transmittance * e.xi;
     e.snr = security::snr(at_hat);
     e.v_a = pe.x_variance();
     rep.estimated = e;

@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <filesystem>
 #include <iostream>
 #include <limits>
@@ -122,6 +124,7 @@ void plot_sweep(const std::vector<point>& pts, const std::string& file, bool fin
   if (ext == ".svg") terminal = "svg size 900,600 dynamic";
   else if (ext == ".png") terminal = "pngcairo size 900,600";
   else usage("--plot", fmt::format("'{}' has no .svg or .png extension", file));
+  if (file.find('\'') != std::string::npos) usage("--plot", "the file name must not contain a single quote");
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
     throw cli_exit{runtime_failure,
                    "--plot needs gnuplot, which is not installed: apt-get install gnuplot-nox (or drop --plot)"};
@@ -150,7 +153,10 @@ void plot_sweep(const std::vector<point>& pts, const std::string& file, bool fin
   std::fputs(script.c_str(), gp);
   const int rc = ::pclose(gp);
   std::filesystem::remove(data);
-  if (rc != 0) throw cli_exit{runtime_failure, fmt::format("gnuplot failed to write {} (exit {})", file, rc)};
+  if (rc != 0)
+    throw cli_exit{runtime_failure, fmt::format("gnuplot failed to write {} (exit status {}): check that the "
+                                                "directory exists and is writable",
+                                                file, WIFEXITED(rc) ? WEXITSTATUS(rc) : rc)};
 }
 
 void run(const keyrate_options& o) {
@@ -257,7 +263,10 @@ void run(const keyrate_options& o) {
 
   const auto range = parse_sweep(o.sweep);
   std::vector<point> pts;
-  for (double km = range.from; km <= range.to + 1e-9 * range.step; km += range.step) {
+  const auto count = static_cast<std::size_t>(std::floor((range.to - range.from) / range.step + 1e-9)) + 1;
+  for (std::size_t i = 0; i < count; ++i) {
+    // From an index, rounded to 1e-9 km, so that 0.1 steps print as 0.3 and not 0.30000000000000004.
+    const double km = std::round((range.from + static_cast<double>(i) * range.step) * 1e9) / 1e9;
     p.transmittance = fibre_transmittance(km, o.attenuation, o.insertion_loss);
     auto pt = evaluate(p, o.beta, fs);
     pt.distance_km = km;
@@ -272,7 +281,7 @@ void run(const keyrate_options& o) {
     std::cout << "distance_km,transmittance,loss_db,snr,i_ab,chi_be,key_rate_asymptotic,plob_bound"
               << (fs ? ",t_min,xi_max,delta_n,key_rate_finite" : "") << '\n';
     for (const auto& pt : pts) {
-      std::cout << fmt::format("{},{:.10g},{:.6g},{:.10g},{:.10g},{:.10g},{:.10g},{:.10g}", pt.distance_km,
+      std::cout << fmt::format("{:.10g},{:.10g},{:.6g},{:.10g},{:.10g},{:.10g},{:.10g},{:.10g}", pt.distance_km,
                                pt.p.transmittance, pt.loss_db, pt.snr, pt.i_ab, pt.chi_be, pt.k_asym, pt.plob);
       if (fs) {
         if (pt.finite)

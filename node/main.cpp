@@ -16,6 +16,10 @@ int main(int argc, char** argv) {
   CLI::App app{"cvqkd: continuous-variable QKD key network with trusted nodes"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "cvqkd 0.1.0");
+  // Prefix CLI11's own messages like ours, so every error line starts with "cvqkd:".
+  app.failure_message([](const CLI::App* a, const CLI::Error& e) {
+    return "cvqkd: " + CLI::FailureMessage::simple(a, e);
+  });
   cvqkd::cli::add_keyrate(app);
   cvqkd::cli::add_link(app);
   cvqkd::cli::add_profiles(app);
