@@ -132,15 +132,15 @@ constexpr field schema[] = {
     {"", "name", &hp::name, "profile name"},
     {"", "description", &hp::description, "free text for people", any, optional},
     {"", "source", &hp::source, "publication the numbers are anchored on", any, optional},
-    {"modulation", "v_a", &hp::v_a, "modulation variance per quadrature, SNU", positive},
+    {"modulation", "v_a", &hp::v_a, "modulation variance per quadrature, SNU", {.lo = 0, .hi = 1e4, .lo_open = true}},
     {"modulation", "symbol_rate_baud", &hp::symbol_rate_baud, "symbols per second on the fibre", positive},
-    {"channel", "xi", &hp::xi, "excess noise referred to the channel input, SNU", non_negative},
+    {"channel", "xi", &hp::xi, "excess noise referred to the channel input, SNU", {.lo = 0, .hi = 100}},
     {"detector", "detection", &hp::detection, "Bob's measurement"},
     {"detector", "lo", &hp::lo, "local-oscillator scheme, TLO or LLO"},
     {"detector", "eta", &hp::eta, "detector efficiency", {.lo = 0, .hi = 1, .lo_open = true}},
     {"detector", "v_el", &hp::v_el, "electronic noise per detector arm, SNU", non_negative},
     {"detector", "shot_noise_raw", &hp::shot_noise_raw, "shot-noise variance in ADC input units, V^2", positive},
-    {"detector", "calibration_samples", &hp::calibration_samples, "samples per shot-noise calibration", {.lo = 1000}},
+    {"detector", "calibration_samples", &hp::calibration_samples, "samples per shot-noise calibration", {.lo = 1000, .hi = 1e9}},
     {"adc", "bits", &hp::adc_bits, "ADC resolution, bits", {.lo = 2, .hi = 24}},
     {"adc", "full_scale_sigma", &hp::adc_full_scale_sigma, "ADC full scale (+-) in signal standard deviations",
      positive},
@@ -151,7 +151,7 @@ constexpr field schema[] = {
     {"phase", "relock_symbols", &hp::relock_symbols, "symbols between phase re-locks", {.lo = 1}},
     {"postprocessing", "beta_target", &hp::beta_target, "target reconciliation efficiency",
      {.lo = 0, .hi = 1, .lo_open = true, .hi_open = true}},
-    {"postprocessing", "block_symbols", &hp::block_symbols, "finite-size block length N, symbols", {.lo = 1000}},
+    {"postprocessing", "block_symbols", &hp::block_symbols, "finite-size block length N, symbols", {.lo = 1000, .hi = 1e10}},
 };
 
 // What a field accepts, e.g. "a number in (0, 1]" or "\"homodyne\" or \"heterodyne\"".

@@ -70,6 +70,19 @@ expected<simulation_report> simulate(const simulation_config& config) {
     done += n;
   }
   rep.pe_samples = pe.count();
+  const std::uint64_t samples_per_symbol = config.hardware.profile.detection == detection::homodyne ? 1 : 2;
+  const double clipped_fraction =
+    static_cast<double>(rep.clipped_samples) / static_cast<double>(samples_per_symbol * rep.n_total);
+  const double lost_fraction = static_cast<double>(rep.lost_symbols) / static_cast<double>(rep.n_total);
+  std::string veto;  // an alarm that forbids releasing key from this block
+  if (clipped_fraction > max_clipped_fraction)
+    veto = rep.alarms.emplace_back(fmt::format("detector saturation: {} of {} ADC samples clipped ({:.2e}); restore the "
+                                     "optical attenuation before trusting this link",
+                                     rep.clipped_samples, samples_per_symbol * rep.n_total, clipped_fraction));
+  if (rep.lost_symbols > 0)
+    rep.alarms.push_back(fmt::format("sample loss: the digitizer lost {} of {} symbols ({:.2e}); check the "
+                                     "digitizer and its firmware",
+                                     rep.lost_symbols, rep.n_total, lost_fraction));
 
   // Bob's calibrated v_el is what the trusted-detector bound may credit.
   auto params = parameters_of(config, rep.truth.transmittance, rep.truth.xi);
@@ -79,7 +92,14 @@ expected<simulation_report> simulate(const simulation_config& config) {
   const auto stats = pe.statistics(config.hardware.profile.v_a);
   auto finite = security::key_rate_finite(security::finite_size_model::lgg2010, params, stats, rep.n_total, rep.n_pe,
                                           rep.beta, 0.0, config.eps);
-  if (finite) {
+  if (!finite) {
+    if (finite.error().code != errc::insufficient_data && finite.error().code != errc::no_secret_key)
+      return std::unexpected(finite.error());
+    rep.no_key_reason = finite.error().message;
+    if (lost_fraction > 0.5)
+      rep.no_key_reason = fmt::format("{:.1f}% of the symbols were lost by the digitizer; {}", 100 * lost_fraction,
+                                      rep.no_key_reason);
+  } else {
     rep.finite = *finite;
     estimated_parameters e;
     e.transmittance = finite->bounds.transmittance_hat;
@@ -93,16 +113,32 @@ expected<simulation_report> simulate(const simulation_config& config) {
     e.v_a = pe.x_variance();
     rep.estimated = e;
     rep.key_rate_asymptotic_estimated = security::key_rate_asymptotic(at_hat, rep.beta);
-    rep.key_rate_bps = std::max(finite->key_rate, 0.0) * config.hardware.profile.symbol_rate_baud;
-    if (finite->key_rate <= 0.0)
+    // Loss never shrinks by itself: a worst-case T above the design value says that Bob's gain or
+    // Alice's output power is not what the bound assumes (e.g. a failed attenuator).
+    if (finite->bounds.transmittance_min > max_transmittance_over_design * rep.truth.transmittance && veto.empty())
+      veto = rep.alarms.emplace_back(fmt::format(
+        "transmittance above design: T_min = {:.4g} exceeds the link's design T = {:.4g} ({:.2f} dB); check the "
+        "attenuators and the transmitter's output power",
+        finite->bounds.transmittance_min, rep.truth.transmittance, loss_db_from_transmittance(rep.truth.transmittance)));
+    if (!veto.empty())
+      rep.no_key_reason = "no key is released while the link is in alarm: " + veto;
+    else if (rep.key_rate_asymptotic_estimated <= 0.0 && finite->bounds.xi_max - e.xi > e.xi)
+      rep.no_key_reason = fmt::format(
+        "the block is too small to estimate the excess noise (xi_hat = {:.3g}, worst case xi_max = {:.3g} SNU): use "
+        "a larger block",
+        e.xi, finite->bounds.xi_max);
+    else if (rep.key_rate_asymptotic_estimated <= 0.0)
+      rep.no_key_reason = fmt::format(
+        "excess noise xi_hat = {:.4g} SNU is beyond this link's threshold: even an infinite block gives no key "
+        "(asymptotic K at the estimates = {:.3e} <= 0); inspect the fibre for faults or an eavesdropper",
+        e.xi, rep.key_rate_asymptotic_estimated);
+    else if (finite->key_rate <= 0.0)
       rep.no_key_reason = fmt::format(
         "finite-size bound K_fin = {:.3e} <= 0 at N = {}: beta I_AB = {:.4f} < chi_BE(T_min, xi_max) + Delta(n) = "
-        "{:.4f} + {:.4f}; a larger block, less excess noise or a shorter link is needed",
+        "{:.4f} + {:.4f}; a larger block (or a shorter link, less excess noise) is needed",
         finite->key_rate, rep.n_total, rep.beta * finite->i_ab, finite->chi_be_worst, finite->delta_n);
-  } else if (finite.error().code == errc::insufficient_data) {
-    rep.no_key_reason = finite.error().message;
-  } else {
-    return std::unexpected(finite.error());
+    rep.key_released = rep.no_key_reason.empty();
+    if (rep.key_released) rep.key_rate_bps = finite->key_rate * config.hardware.profile.symbol_rate_baud;
   }
   rep.elapsed_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return rep;

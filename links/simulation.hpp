@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "hw/simulator.hpp"
 #include "reconciliation/security/key_rate.hpp"
@@ -45,10 +46,18 @@ struct simulation_report {
   std::uint64_t n_total = 0, n_pe = 0, pe_samples = 0;
   hw::shot_noise_calibration calibration;
   std::uint64_t clipped_samples = 0, lost_symbols = 0;
-  double key_rate_bps = 0.0;           // max(K_fin, 0) x symbol rate: what the hardware would give
-  std::string no_key_reason;           // empty when K_fin > 0
+  bool key_released = false;           // K_fin > 0 and no alarm vetoed the block
+  double key_rate_bps = 0.0;           // K_fin x symbol rate when released, else 0: what the hardware would give
+  std::string no_key_reason;           // empty when key_released
+  std::vector<std::string> alarms;     // what an operator would be paged for (saturation, sample loss, ...)
   double elapsed_seconds = 0.0;        // wall clock of the simulation and estimation
 };
+
+/// ADC clipping above this fraction of samples vetoes the block: a saturated receiver no longer
+/// measures in calibrated SNU, so no bound computed from its data holds (operations.md).
+inline constexpr double max_clipped_fraction = 1e-4;
+/// A worst-case transmittance above this multiple of the link's design T vetoes the block (0.4 dB).
+inline constexpr double max_transmittance_over_design = 1.1;
 
 /// Runs the chain on a fresh simulated link. Errors: those of validate(), hw::validate(), and
 /// device faults (e.g. a failed shot-noise calibration).

@@ -30,7 +30,7 @@ struct keyrate_options {
   bool json = false, csv = false;
   CLI::Option *transmittance_opt = nullptr, *distance_opt = nullptr, *n_total_opt = nullptr, *n_pe_opt = nullptr,
               *eps_opt = nullptr, *eps_pe_opt = nullptr, *eps_smooth_opt = nullptr, *eps_pa_opt = nullptr,
-              *sweep_opt = nullptr;
+              *sweep_opt = nullptr, *attenuation_opt = nullptr, *insertion_loss_opt = nullptr;
 };
 
 struct point {
@@ -125,6 +125,9 @@ void plot_sweep(const std::vector<point>& pts, const std::string& file, bool fin
   else if (ext == ".png") terminal = "pngcairo size 900,600";
   else usage("--plot", fmt::format("'{}' has no .svg or .png extension", file));
   if (file.find('\'') != std::string::npos) usage("--plot", "the file name must not contain a single quote");
+  const auto dir = std::filesystem::path(file).parent_path();
+  if (!dir.empty() && !std::filesystem::is_directory(dir))
+    usage("--plot", fmt::format("the directory '{}' does not exist", dir.string()));
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
     throw cli_exit{runtime_failure,
                    "--plot needs gnuplot, which is not installed: apt-get install gnuplot-nox (or drop --plot)"};
@@ -167,8 +170,8 @@ void run(const keyrate_options& o) {
   const auto model = parse_detector_model(o.model_name);
   if (!model) usage("--detector-model", fmt::format("got '{}', expected trusted or untrusted", o.model_name));
   p.model = *model;
-  require_range("--va", o.v_a, 0, inf, true, true, "a modulation variance (SNU)");
-  require_range("--xi", o.xi, 0, inf, false, true, "an input-referred excess noise (SNU)");
+  require_range("--va", o.v_a, 0, security::max_v_a, true, false, "a modulation variance (SNU)");
+  require_range("--xi", o.xi, 0, security::max_xi, false, false, "an input-referred excess noise (SNU)");
   require_range("--eta", o.eta, 0, 1, true, false, "a detector efficiency");
   require_range("--vel", o.v_el, 0, inf, false, true, "an electronic noise (SNU)");
   require_range("--beta", o.beta, 0, 1, true, false, "a reconciliation efficiency");
@@ -183,11 +186,24 @@ void run(const keyrate_options& o) {
   const int channel_flags = ((o.transmittance_opt->count() > 0) ? 1 : 0) + ((o.distance_opt->count() > 0) ? 1 : 0) + (sweep ? 1 : 0);
   if (channel_flags != 1)
     usage("--transmittance/--distance-km/--sweep-distance", "give exactly one of them to set the channel");
-  if ((o.transmittance_opt->count() > 0)) require_range("--transmittance", o.transmittance, 0, 1, true, false, "T");
+  if ((o.transmittance_opt->count() > 0)) {
+    require_range("--transmittance", o.transmittance, security::min_transmittance, 1, false, false,
+                  "T (at most 100 dB of loss)");
+    if (o.attenuation_opt->count() > 0 || o.insertion_loss_opt->count() > 0)
+      usage("--attenuation-db-per-km/--insertion-loss-db", "apply to --distance-km and --sweep-distance, not to "
+                                                          "--transmittance (fold the loss into T instead)");
+  }
   if ((o.distance_opt->count() > 0)) require_range("--distance-km", o.distance_km, 0, inf, false, true, "a fibre length (km)");
   if (o.csv && !sweep) usage("--csv", "only applies to --sweep-distance");
   if (!o.plot.empty() && !sweep) usage("--plot", "only applies to --sweep-distance");
 
+  // The model stops at 100 dB (T >= 1e-10): say so before computing, naming the flag.
+  const auto check_loss = [&](std::string_view flag, double km) {
+    if (fibre_transmittance(km, o.attenuation, o.insertion_loss) < security::min_transmittance)
+      usage(flag, fmt::format("{} km at {} dB/km plus {} dB is beyond the 100 dB (T >= 1e-10) the model covers", km,
+                              o.attenuation, o.insertion_loss));
+  };
+  if (o.distance_opt->count() > 0) check_loss("--distance-km", o.distance_km);
   std::optional<finite_request> fs;
   const bool eps_given = (o.eps_opt->count() > 0) || (o.eps_pe_opt->count() > 0) || (o.eps_smooth_opt->count() > 0) || (o.eps_pa_opt->count() > 0);
   if ((o.n_total_opt->count() > 0)) {
@@ -243,7 +259,9 @@ void run(const keyrate_options& o) {
     std::cout << fmt::format("  SNR per dimension      {:.6g}\n", pt.snr);
     std::cout << fmt::format("  I_AB                   {:.10f} bit/symbol\n", pt.i_ab);
     std::cout << fmt::format("  chi_BE                 {:.10f} bit/symbol\n", pt.chi_be);
-    std::cout << fmt::format("  K asymptotic           {:.10f} bit/symbol\n", pt.k_asym);
+    std::cout << fmt::format("  xi_B at Bob            {:.6g} SNU\n", pt.xi_bob);
+    std::cout << fmt::format("  K asymptotic           {:.10f} bit/symbol{}\n", pt.k_asym,
+                             pt.k_asym > 0 ? "" : "  (no key: the bound is not positive)");
     std::cout << fmt::format("  PLOB bound             {:.10f} bit/symbol\n", pt.plob);
     if (fs) {
       std::cout << fmt::format("  finite size: N = {}, n_pe = {}, eps_PE = {:g}, eps_smooth = {:g}, eps_PA = {:g}\n",
@@ -262,6 +280,7 @@ void run(const keyrate_options& o) {
   }
 
   const auto range = parse_sweep(o.sweep);
+  check_loss("--sweep-distance", range.to);
   std::vector<point> pts;
   const auto count = static_cast<std::size_t>(std::floor((range.to - range.from) / range.step + 1e-9)) + 1;
   for (std::size_t i = 0; i < count; ++i) {
@@ -301,7 +320,7 @@ void run(const keyrate_options& o) {
       if (fs) std::cout << fmt::format(" {:>13.5e}", pt.finite ? pt.finite->key_rate : 0.0);
       std::cout << '\n';
     }
-    std::cout << "key rates in bits per symbol; a non-positive rate means no key\n";
+    std::cout << "key rates in bits per symbol; a non-positive rate is a bound, not a key: no key is released\n";
   }
 }
 
@@ -314,9 +333,11 @@ void add_keyrate(CLI::App& app) {
   cmd->add_option("--va", o->v_a, "modulation variance V_A per quadrature (SNU)")->required();
   o->transmittance_opt = cmd->add_option("--transmittance", o->transmittance, "channel transmittance T in (0, 1]");
   o->distance_opt = cmd->add_option("--distance-km", o->distance_km, "fibre length (km), instead of --transmittance");
-  cmd->add_option("--attenuation-db-per-km", o->attenuation, "fibre attenuation (dB/km)")->capture_default_str();
-  cmd->add_option("--insertion-loss-db", o->insertion_loss, "extra loss of connectors and splices (dB)")
-    ->capture_default_str();
+  o->attenuation_opt =
+    cmd->add_option("--attenuation-db-per-km", o->attenuation, "fibre attenuation (dB/km)")->capture_default_str();
+  o->insertion_loss_opt =
+    cmd->add_option("--insertion-loss-db", o->insertion_loss, "extra loss of connectors and splices (dB)")
+      ->capture_default_str();
   cmd->add_option("--xi", o->xi, "excess noise referred to the channel input (SNU)")->required();
   cmd->add_option("--eta", o->eta, "detector efficiency in (0, 1]")->required();
   cmd->add_option("--vel", o->v_el, "electronic noise v_el (SNU, per arm for heterodyne)")->required();
@@ -325,7 +346,7 @@ void add_keyrate(CLI::App& app) {
   o->n_total_opt = cmd->add_option("--n-total", o->n_total, "block size N (symbols): enables the finite-size bound");
   o->n_pe_opt = cmd->add_option("--n-pe", o->n_pe, "symbols disclosed for parameter estimation (default N/2)");
   o->eps_opt = cmd->add_option("--eps", o->eps, "sets eps_PE = eps_smooth = eps_PA (default 1e-10)");
-  o->eps_pe_opt = cmd->add_option("--eps-pe", o->eps_pe, "parameter-estimation failure probability");
+  o->eps_pe_opt = cmd->add_option("--eps-pe", o->eps_pe, "parameter-estimation failure probability (overrides --eps)");
   o->eps_smooth_opt = cmd->add_option("--eps-smooth", o->eps_smooth, "smoothing parameter eps-bar");
   o->eps_pa_opt = cmd->add_option("--eps-pa", o->eps_pa, "privacy-amplification failure probability");
   o->sweep_opt = cmd->add_option("--sweep-distance", o->sweep, "FROM:TO:STEP in km: print a table over distance");

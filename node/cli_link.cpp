@@ -96,6 +96,11 @@ void run(const simulate_options& o) {
   links::simulation_config c;
   c.hardware.profile = *profile;
   c.hardware.transmittance = fibre_transmittance(o.distance_km, o.attenuation, o.insertion_loss);
+  if (c.hardware.transmittance < security::min_transmittance)
+    usage("--distance-km", fmt::format("{} km at {} dB/km plus {} dB is {:.1f} dB of loss; the model covers at most "
+                                       "100 dB (T >= 1e-10)",
+                                       o.distance_km, o.attenuation, o.insertion_loss,
+                                       o.attenuation * o.distance_km + o.insertion_loss));
   c.hardware.seed = o.seed;
   c.hardware.eve = parse_eve(o.eve);
   c.hardware.faults = parse_faults(o.faults);
@@ -103,7 +108,7 @@ void run(const simulate_options& o) {
   c.eps = security::epsilons{.pe = o.eps, .smooth = o.eps, .pa = o.eps};
   c.symbols = profile->block_symbols;
   if ((o.symbols_opt->count() > 0)) {
-    require_range("--symbols", o.symbols, 1000, 1e12, false, false, "a block size (symbols)");
+    require_range("--symbols", o.symbols, 1000, 1e10, false, false, "a block size (symbols)");
     if (o.symbols != std::floor(o.symbols)) usage("--symbols", fmt::format("got {}, expected a whole number", o.symbols));
     c.symbols = static_cast<std::uint64_t>(o.symbols);
   }
@@ -151,6 +156,8 @@ void run(const simulate_options& o) {
     j["key_rate_asymptotic_true"] = r.key_rate_asymptotic_true;
     j["plob_bound"] = r.plob_bound;
     j["key_rate_bps"] = r.key_rate_bps;
+    j["key_released"] = r.key_released;
+    j["alarms"] = r.alarms;
     j["symbol_rate_baud"] = profile->symbol_rate_baud;
     if (!r.no_key_reason.empty()) j["no_key_reason"] = r.no_key_reason;
     j["calibration"] = {{"n0_raw", r.calibration.n0_raw}, {"v_el", r.calibration.v_el}, {"samples", r.calibration.samples}};
@@ -181,8 +188,10 @@ void run(const simulate_options& o) {
   std::cout << fmt::format("{:<24} {:>14.6g} {}\n", "xi_B at Bob (SNU)", t.xi_bob, est([](const auto& e) { return e.xi_bob; }));
   std::cout << fmt::format("{:<24} {:>14.6g} {}\n", "SNR per dimension", t.snr, est([](const auto& e) { return e.snr; }));
   std::cout << fmt::format("ADC clipped samples {}, lost symbols {}\n", r.clipped_samples, r.lost_symbols);
-  std::cout << fmt::format("asymptotic K at estimates: {:.6e} bit/symbol (true parameters {:.6e}; PLOB {:.6e})\n",
-                           r.key_rate_asymptotic_estimated, r.key_rate_asymptotic_true, r.plob_bound);
+  if (r.estimated)
+    std::cout << fmt::format("asymptotic K at estimates: {:.6e} bit/symbol (true parameters {:.6e}; PLOB {:.6e})\n",
+                             r.key_rate_asymptotic_estimated, r.key_rate_asymptotic_true, r.plob_bound);
+  for (const auto& alarm : r.alarms) std::cout << "ALARM: " << alarm << '\n';
   if (r.finite)
     std::cout << fmt::format("finite-size K (beta {:.3f}, FER 0 until reconciliation runs): {:.6e} bit/symbol = {:.4g} "
                              "bit/s at {:.3g} Bd\n",

@@ -185,3 +185,53 @@ TEST(estimation, a_hopeless_link_reports_why_instead_of_failing) {
   EXPECT_EQ(rep->key_rate_bps, 0.0);
   EXPECT_FALSE(rep->no_key_reason.empty());
 }
+
+// A calibration drift happens after the calibration. More LO power inflates the apparent noise
+// as the truth model predicts; less LO power pushes Bob's noise below the shot-noise limit, which
+// is refused as a stale calibration instead of being credited as "negative excess noise".
+TEST(estimation, calibration_drift_is_seen_or_refused) {
+  auto c = run_config(metro_profile(), fibre_transmittance(12, 0.5, 1.0), 400000, test_support::base_seed() + 3);
+  c.hardware.faults.shot_noise_drift = 0.1;
+  auto rep = links::simulate(c);
+  ASSERT_TRUE(rep.has_value()) << rep.error().message;
+  ASSERT_TRUE(rep->estimated.has_value()) << rep->no_key_reason;
+  EXPECT_GT(rep->truth.xi_effective - rep->truth.xi, 0.2);
+  EXPECT_NEAR(rep->estimated->xi, rep->truth.xi_effective, 0.08);
+  EXPECT_NEAR(rep->estimated->transmittance, rep->truth.transmittance_effective, 0.01);
+
+  c.hardware.faults.shot_noise_drift = -0.1;
+  rep = links::simulate(c);
+  ASSERT_TRUE(rep.has_value()) << rep.error().message;
+  EXPECT_FALSE(rep->key_released);
+  EXPECT_LT(rep->truth.xi_effective, 0.0);
+  EXPECT_NE(rep->no_key_reason.find("shot-noise calibration is stale"), std::string::npos) << rep->no_key_reason;
+}
+
+// A failed attenuator (saturating receiver) raises an alarm and vetoes the block, whatever the
+// bound says; T_min > 1 is rejected as non-physical.
+TEST(estimation, detector_saturation_releases_no_key) {
+  auto c = run_config(metro_profile(), fibre_transmittance(12, 0.5, 1.0), 1000000, test_support::base_seed() + 4);
+  c.hardware.faults.optical_power_factor = 2.0;
+  auto rep = links::simulate(c);
+  ASSERT_TRUE(rep.has_value()) << rep.error().message;
+  EXPECT_FALSE(rep->key_released);
+  EXPECT_EQ(rep->key_rate_bps, 0.0);
+  EXPECT_FALSE(rep->no_key_reason.empty());
+  c.hardware.faults.optical_power_factor = 50.0;
+  rep = links::simulate(c);
+  ASSERT_TRUE(rep.has_value());
+  EXPECT_FALSE(rep->key_released);
+  ASSERT_FALSE(rep->alarms.empty());
+  EXPECT_NE(rep->alarms.front().find("saturation"), std::string::npos);
+}
+
+// Long links: the ADC range set for a weak signal is only ~6 shot-noise sigmas wide; a rare tail
+// sample in calibration must not fail the link.
+TEST(estimation, long_links_calibrate) {
+  auto p = metro_profile();
+  p.calibration_samples = 4000000;
+  for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+    auto rep = links::simulate(run_config(p, fibre_transmittance(100, 0.2), 20000, seed));
+    EXPECT_TRUE(rep.has_value()) << "seed " << seed << ": " << rep.error().message;
+  }
+}

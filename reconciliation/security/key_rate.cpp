@@ -84,12 +84,18 @@ double holevo_untrusted(const channel_parameters& p) noexcept {
 }  // namespace
 
 expected<void> validate(const channel_parameters& p) {
-  if (auto r = check(finite(p.v_a) && p.v_a > 0.0, "V_A", p.v_a, "a finite modulation variance > 0 (SNU)"); !r) return r;
-  if (auto r = check(finite(p.transmittance) && p.transmittance > 0.0 && p.transmittance <= 1.0, "transmittance",
-                     p.transmittance, "T in (0, 1]");
+  // The upper limits keep the symplectic-eigenvalue formulas inside double precision (beyond them
+  // cancellations make chi_BE meaningless); they are far outside any real system.
+  if (auto r = check(finite(p.v_a) && p.v_a > 0.0 && p.v_a <= max_v_a, "V_A", p.v_a, "a modulation variance in (0, 1e4] (SNU)");
       !r)
     return r;
-  if (auto r = check(finite(p.xi) && p.xi >= 0.0, "xi", p.xi, "a finite excess noise >= 0 (SNU, input-referred)"); !r)
+  if (auto r = check(finite(p.transmittance) && p.transmittance >= min_transmittance && p.transmittance <= 1.0,
+                     "transmittance", p.transmittance, "T in [1e-10, 1] (at most 100 dB of loss)");
+      !r)
+    return r;
+  if (auto r = check(finite(p.xi) && p.xi >= 0.0 && p.xi <= max_xi, "xi", p.xi,
+                     "an excess noise in [0, 100] (SNU, input-referred)");
+      !r)
     return r;
   if (auto r = check(finite(p.eta) && p.eta > 0.0 && p.eta <= 1.0, "eta", p.eta, "a detector efficiency in (0, 1]"); !r)
     return r;
@@ -144,9 +150,9 @@ expected<pe_bounds> estimate_bounds(detection det, const pe_statistics& s, doubl
     return std::unexpected(r.error());
   if (s.samples < 2 || !finite(s.t_hat) || !finite(s.sigma2_hat) || s.sigma2_hat <= 0.0)
     return fail(errc::insufficient_data,
-                fmt::format("parameter estimation has {} samples and sigma^2 = {}: disclose more symbols (n_pe) "
-                            "or check that the receiver delivers data",
-                            s.samples, s.sigma2_hat));
+                fmt::format("parameter estimation got {} usable samples: nothing to estimate from; check that "
+                            "symbols were disclosed (n_pe > 0) and that the receiver delivered them",
+                            s.samples));
   const double k = kappa(det);
   const double m = static_cast<double>(s.samples);
   pe_bounds b;
@@ -157,12 +163,29 @@ expected<pe_bounds> estimate_bounds(detection det, const pe_statistics& s, doubl
   b.sigma2_max = s.sigma2_hat + b.z * s.sigma2_hat * std::sqrt(2.0 / m);
   if (!(s.t_hat > 0.0) || !(b.t_min > 0.0))
     return fail(errc::insufficient_data,
-                fmt::format("the disclosed sample does not bound the transmittance away from 0 (t_hat = {:.4g}, "
-                            "t_min = {:.4g}): the link has too much loss for this block size; increase the "
-                            "block size or check the fibre",
-                            s.t_hat, b.t_min));
+                fmt::format("{} disclosed samples cannot bound the transmittance away from 0 (t_hat = {:.4g}, "
+                            "t_min = {:.4g}): disclose more symbols (a larger n_pe or block), or check the fibre "
+                            "if T_hat is far below its design value",
+                            s.samples, s.t_hat, b.t_min));
   b.transmittance_min = k * b.t_min * b.t_min / eta;
+  // A passive channel has T <= 1. T_hat may exceed 1 by chance on a near-lossless link (the key
+  // rate then uses T = 1), but T_min > 1 means the SNU scale or the detector gain is wrong
+  // (saturation, a failed attenuator, calibration drift), and no bound derived from it holds.
+  if (b.transmittance_min > 1.0)
+    return fail(errc::no_secret_key,
+                fmt::format("even the worst-case transmittance T_min = {:.4g} (T_hat = {:.4g}) exceeds 1, which is "
+                            "impossible for a passive channel: the shot-noise calibration or the receiver gain is "
+                            "wrong (detector saturation? calibration drift?); recalibrate before trusting this link",
+                            b.transmittance_min, b.transmittance_hat));
   b.xi_max = k * (b.sigma2_max - 1.0 - v_el) / (eta * b.transmittance_min);
+  // Even the worst-case noise below vacuum plus electronic noise is impossible: Bob's SNU scale
+  // is stale (the LO power moved since the shot-noise calibration) and would hide excess noise.
+  if (b.xi_max < 0.0)
+    return fail(errc::no_secret_key,
+                fmt::format("Bob's noise is below the shot-noise limit even in the worst case (xi_max = {:.4g} SNU): "
+                            "the shot-noise calibration is stale (LO power drift?); recalibrate before trusting this "
+                            "link",
+                            b.xi_max));
   return b;
 }
 

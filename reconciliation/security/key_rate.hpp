@@ -25,6 +25,11 @@ struct channel_parameters {
   double v_el = 0.0;          // Bob's electronic noise (per arm for heterodyne), SNU, >= 0
 };
 
+/// Domain limits of validate(): beyond them double precision no longer resolves chi_BE.
+inline constexpr double min_transmittance = 1e-10;  // 100 dB
+inline constexpr double max_v_a = 1e4;
+inline constexpr double max_xi = 100.0;
+
 /// Checks every field's domain (NaN included). Errors: invalid_argument naming the field.
 expected<void> validate(const channel_parameters& p);
 
@@ -91,8 +96,10 @@ struct pe_bounds {
 };
 
 /// Computes the bounds from PE statistics. eta, v_el are Bob's calibrated values.
-/// Errors: insufficient_data when samples < 2 or the estimate is non-physical (t_min <= 0,
-/// i.e. the disclosed sample cannot bound T away from 0); invalid_argument for bad inputs.
+/// Errors: insufficient_data when samples < 2 or the sample cannot bound T away from 0
+/// (t_min <= 0); no_secret_key when T_min > 1 or xi_max < 0 (non-physical: calibration or gain
+/// is wrong);
+/// invalid_argument for bad inputs.
 expected<pe_bounds> estimate_bounds(detection det, const pe_statistics& s, double eta, double v_el, double eps_pe);
 
 /// The statistics a perfectly average sample of `samples` pairs would give for parameters `p`
