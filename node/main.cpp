@@ -10,6 +10,8 @@ namespace cvqkd::cli {
 void add_keyrate(CLI::App& app);
 void add_link(CLI::App& app);
 void add_profiles(CLI::App& app);
+void add_bench(CLI::App& app);
+void add_codes(CLI::App& app);
 }  // namespace cvqkd::cli
 
 int main(int argc, char** argv) {
@@ -23,6 +25,8 @@ int main(int argc, char** argv) {
   cvqkd::cli::add_keyrate(app);
   cvqkd::cli::add_link(app);
   cvqkd::cli::add_profiles(app);
+  cvqkd::cli::add_bench(app);
+  cvqkd::cli::add_codes(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

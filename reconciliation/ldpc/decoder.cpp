@@ -1,0 +1,296 @@
+#include "reconciliation/ldpc/decoder.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cassert>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+namespace cvqkd::reconciliation::ldpc {
+namespace {
+
+// Elements of a row block processed together: small enough that the k message arrays stay in L1.
+constexpr std::uint32_t tile = 256;
+// |message| <= about 16.6: 2 atanh of the largest float below 1.
+constexpr float max_product = 0.99999988f;
+
+// exp(-a) for a >= 0: 2^(-a log2 e) split into 2^n * 2^f, |f| <= 1/2, with a degree-6 Taylor polynomial
+// for 2^f (relative error ~1e-7). Branch-free so that the loops vectorize.
+[[gnu::always_inline]] inline float exp_neg(float a) {
+  const float x = std::max(-a * 1.44269504f, -125.0f);
+  const int n = static_cast<int>(x - 0.5f);  // truncation toward zero of a negative value
+  const float f = (x - static_cast<float>(n)) * 0.693147181f;
+  float p = 1.0f + f * (1.0f + f * (0.5f + f * (1.0f / 6 + f * (1.0f / 24 + f * (1.0f / 120 + f * (1.0f / 720))))));
+  return p * std::bit_cast<float>((n + 127) << 23);
+}
+
+// ln(x) for x > 0 (normal floats): x = 2^e m with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s),
+// s = (m - 1)/(m + 1), by its odd series to s^9 (|s| < 0.172: relative error ~1e-9).
+[[gnu::always_inline]] inline float log_pos(float x) {
+  const int bits = std::bit_cast<int>(x);
+  int e = ((bits >> 23) & 0xff) - 127;
+  float m = std::bit_cast<float>((bits & 0x007fffff) | 0x3f800000);
+  const bool big = m > 1.41421356f;
+  m = big ? m * 0.5f : m;
+  e = big ? e + 1 : e;
+  const float s = (m - 1.0f) / (m + 1.0f);
+  const float s2 = s * s;
+  const float lnm = 2.0f * s * (1.0f + s2 * (1.0f / 3 + s2 * (1.0f / 5 + s2 * (1.0f / 7 + s2 * (1.0f / 9)))));
+  return static_cast<float>(e) * 0.693147181f + lnm;
+}
+
+// Sum-product check update in the tanh domain with forward-backward products (no division):
+// out_j = sg * 2 atanh(prod_{i != j} tanh(t_i / 2)). t and o hold k arrays of `tile` floats.
+[[gnu::target_clones("arch=x86-64-v3", "default")]] void check_spa(const float* t, float* o, const float* sg,
+                                                                 unsigned k, unsigned n) {
+  alignas(64) float th[64 * tile];  // k <= 64 (checked at decoder creation)
+  alignas(64) float acc[tile];
+  for (unsigned j = 0; j < k; ++j) {
+    const float* tj = t + j * tile;
+    float* hj = th + j * tile;
+    for (unsigned i = 0; i < n; ++i) {
+      const float a = std::min(std::fabs(tj[i]), 40.0f);
+      const float e = exp_neg(a);
+      const float v = (1.0f - e) / (1.0f + e);
+      hj[i] = tj[i] < 0.0f ? -v : v;
+    }
+  }
+  for (unsigned i = 0; i < n; ++i) acc[i] = sg[i];
+  for (unsigned j = 0; j < k; ++j) {
+    float* oj = o + j * tile;
+    const float* hj = th + j * tile;
+    for (unsigned i = 0; i < n; ++i) {
+      oj[i] = acc[i];
+      acc[i] *= hj[i];
+    }
+  }
+  for (unsigned i = 0; i < n; ++i) acc[i] = 1.0f;
+  for (unsigned j = k; j-- > 0;) {
+    float* oj = o + j * tile;
+    const float* hj = th + j * tile;
+    for (unsigned i = 0; i < n; ++i) {
+      const float p = std::clamp(oj[i] * acc[i], -max_product, max_product);
+      acc[i] *= hj[i];
+      oj[i] = log_pos((1.0f + p) / (1.0f - p));
+    }
+  }
+}
+
+// Min-sum check update: |out_j| = min over i != j of |t_i|, then scaled (normalized) or reduced (offset).
+[[gnu::target_clones("arch=x86-64-v3", "default")]] void check_min_sum(const float* t, float* o, const float* sg,
+                                                                     unsigned k, unsigned n, float scale,
+                                                                     float offset) {
+  alignas(64) float min1[tile], min2[tile], sgn[tile];
+  alignas(64) int idx[tile];
+  for (unsigned i = 0; i < n; ++i) {
+    min1[i] = min2[i] = 1e30f;
+    idx[i] = 0;
+    sgn[i] = sg[i];
+  }
+  for (unsigned j = 0; j < k; ++j) {
+    const float* tj = t + j * tile;
+    for (unsigned i = 0; i < n; ++i) {
+      const float a = std::fabs(tj[i]);
+      const bool lower = a < min1[i];
+      min2[i] = lower ? min1[i] : std::min(min2[i], a);
+      min1[i] = lower ? a : min1[i];
+      idx[i] = lower ? static_cast<int>(j) : idx[i];
+      sgn[i] = tj[i] < 0.0f ? -sgn[i] : sgn[i];
+    }
+  }
+  for (unsigned j = 0; j < k; ++j) {
+    const float* tj = t + j * tile;
+    float* oj = o + j * tile;
+    for (unsigned i = 0; i < n; ++i) {
+      const float m = idx[i] == static_cast<int>(j) ? min2[i] : min1[i];
+      const float mag = std::max(m * scale - offset, 0.0f);
+      const float s = tj[i] < 0.0f ? -sgn[i] : sgn[i];
+      oj[i] = s * mag;
+    }
+  }
+}
+
+}  // namespace
+
+expected<schedule> parse_schedule(std::string_view s) {
+  if (s == "flooding") return schedule::flooding;
+  if (s == "layered") return schedule::layered;
+  return fail(errc::invalid_argument, fmt::format("unknown schedule '{}'; use flooding or layered", s));
+}
+
+expected<update_rule> parse_update_rule(std::string_view s) {
+  if (s == "sum-product") return update_rule::sum_product;
+  if (s == "normalized-min-sum") return update_rule::normalized_min_sum;
+  if (s == "offset-min-sum") return update_rule::offset_min_sum;
+  return fail(errc::invalid_argument,
+              fmt::format("unknown update rule '{}'; use sum-product, normalized-min-sum or offset-min-sum", s));
+}
+
+decoder::decoder(const qc_matrix& h, decoder_options o) : h_(&h), opt_(o) {
+  const std::size_t n = std::size_t(h.base_cols) * h.lifting;
+  app_.assign(n, 0.0f);
+  if (o.sched == schedule::flooding) app_next_.assign(n, 0.0f);
+  hard_.assign(n, 0);
+  c2v_offset_.resize(h.blocks.size());
+  std::size_t off = 0;
+  for (std::uint32_t r = 0; r < h.base_rows; ++r) {
+    max_row_degree_ = std::max(max_row_degree_, h.row_ptr[r + 1] - h.row_ptr[r]);
+    for (std::uint32_t e = h.row_ptr[r]; e < h.row_ptr[r + 1]; ++e) {
+      c2v_offset_[e] = off;
+      off += h.rows_in(r);
+    }
+  }
+  c2v_.assign(off, 0.0f);
+  t_.assign(std::size_t(max_row_degree_) * tile, 0.0f);
+  o_.assign(std::size_t(max_row_degree_) * tile, 0.0f);
+  sign_.assign(tile, 1.0f);
+  acc_.assign(h.lifting, 0);
+}
+
+expected<decoder> decoder::create(const qc_matrix& h, decoder_options options) {
+  if (auto ok = h.validate(); !ok) return std::unexpected(ok.error());
+  for (std::uint32_t r = 0; r < h.base_rows; ++r)
+    if (h.row_ptr[r + 1] - h.row_ptr[r] > 64)
+      return fail(errc::invalid_argument, fmt::format("row block {} has degree {}; the decoder supports at most 64", r,
+                                                      h.row_ptr[r + 1] - h.row_ptr[r]));
+  if (options.max_iterations == 0) return fail(errc::invalid_argument, "max_iterations must be at least 1");
+  if (!(options.normalization > 0.0f && options.normalization <= 1.0f))
+    return fail(errc::invalid_argument, "min-sum normalization must lie in (0, 1]");
+  if (!(options.offset >= 0.0f && options.offset < 10.0f))
+    return fail(errc::invalid_argument, "min-sum offset must lie in [0, 10)");
+  return decoder(h, options);
+}
+
+std::size_t decoder::memory_bytes() const noexcept {
+  return (app_.capacity() + app_next_.capacity() + c2v_.capacity() + t_.capacity() + o_.capacity() +
+          sign_.capacity()) * sizeof(float) +
+         hard_.capacity() + acc_.capacity() + c2v_offset_.capacity() * sizeof(std::size_t);
+}
+
+bool decoder::syndrome_ok(std::span<const std::uint8_t> syndrome) {
+  const qc_matrix& h = *h_;
+  const std::uint32_t z = h.lifting;
+  for (std::uint32_t r = 0; r < h.base_rows; ++r) {
+    const std::uint32_t len = h.rows_in(r);
+    std::uint8_t* acc = acc_.data();
+    std::memcpy(acc, syndrome.data() + std::size_t(r) * z, len);
+    for (std::uint32_t e = h.row_ptr[r]; e < h.row_ptr[r + 1]; ++e) {
+      const std::uint8_t* col = hard_.data() + std::size_t(h.blocks[e].col) * z;
+      const std::uint32_t s = h.blocks[e].shift;
+      const std::uint32_t n1 = std::min(len, z - s);
+      for (std::uint32_t i = 0; i < n1; ++i) acc[i] ^= col[s + i];
+      for (std::uint32_t i = n1; i < len; ++i) acc[i] ^= col[i - n1];
+    }
+    std::uint8_t any = 0;
+    for (std::uint32_t i = 0; i < len; ++i) any |= acc[i];
+    if (any) return false;
+  }
+  return true;
+}
+
+decode_result decoder::decode(std::span<const float> llr, std::span<const std::uint8_t> syndrome,
+                              std::span<std::uint8_t> bits) {
+  const qc_matrix& h = *h_;
+  const std::uint32_t z = h.lifting;
+  const std::size_t n = h.cols();
+  assert(llr.size() == n && syndrome.size() == h.rows() && bits.size() == n);
+  const bool layered = opt_.sched == schedule::layered;
+  std::fill(c2v_.begin(), c2v_.end(), 0.0f);
+  for (std::size_t i = 0; i < n; ++i) app_[i] = std::isfinite(llr[i]) ? std::clamp(llr[i], -1e4f, 1e4f) : 0.0f;
+  std::fill(app_.begin() + static_cast<std::ptrdiff_t>(n), app_.end(), 0.0f);
+  const float scale = opt_.rule == update_rule::normalized_min_sum ? opt_.normalization : 1.0f;
+  const float offset = opt_.rule == update_rule::offset_min_sum ? opt_.offset : 0.0f;
+
+  decode_result res;
+  for (unsigned it = 1; it <= opt_.max_iterations; ++it) {
+    float* target = app_.data();
+    if (!layered) {
+      // the next posteriors start from the channel and collect this iteration's check messages
+      for (std::size_t i = 0; i < n; ++i) app_next_[i] = std::isfinite(llr[i]) ? std::clamp(llr[i], -1e4f, 1e4f) : 0.0f;
+      target = app_next_.data();
+    }
+    for (std::uint32_t r = 0; r < h.base_rows; ++r) {
+      const std::uint32_t len = h.rows_in(r);
+      const std::uint32_t b0 = h.row_ptr[r];
+      const unsigned k = h.row_ptr[r + 1] - b0;
+      for (std::uint32_t i0 = 0; i0 < len; i0 += tile) {
+        const std::uint32_t cnt = std::min(tile, len - i0);
+        for (std::uint32_t i = 0; i < cnt; ++i) sign_[i] = syndrome[std::size_t(r) * z + i0 + i] ? -1.0f : 1.0f;
+        // gather: t_j = app(rotated) - c2v_j
+        for (unsigned j = 0; j < k; ++j) {
+          const auto& b = h.blocks[b0 + j];
+          const float* col = app_.data() + std::size_t(b.col) * z;
+          const float* c2v = c2v_.data() + c2v_offset_[b0 + j] + i0;
+          float* tj = t_.data() + std::size_t(j) * tile;
+          const std::uint32_t p = (i0 + b.shift) % z;
+          const std::uint32_t n1 = std::min(cnt, z - p);
+          for (std::uint32_t i = 0; i < n1; ++i) tj[i] = col[p + i] - c2v[i];
+          for (std::uint32_t i = n1; i < cnt; ++i) tj[i] = col[i - n1] - c2v[i];
+        }
+        if (opt_.rule == update_rule::sum_product) check_spa(t_.data(), o_.data(), sign_.data(), k, cnt);
+        else check_min_sum(t_.data(), o_.data(), sign_.data(), k, cnt, scale, offset);
+        // scatter: new c2v; layered: app = t + c2v; flooding: app_next += c2v
+        for (unsigned j = 0; j < k; ++j) {
+          const auto& b = h.blocks[b0 + j];
+          float* col = target + std::size_t(b.col) * z;
+          float* c2v = c2v_.data() + c2v_offset_[b0 + j] + i0;
+          const float* tj = t_.data() + std::size_t(j) * tile;
+          const float* oj = o_.data() + std::size_t(j) * tile;
+          const std::uint32_t p = (i0 + b.shift) % z;
+          const std::uint32_t n1 = std::min(cnt, z - p);
+          if (layered) {
+            for (std::uint32_t i = 0; i < n1; ++i) col[p + i] = tj[i] + oj[i];
+            for (std::uint32_t i = n1; i < cnt; ++i) col[i - n1] = tj[i] + oj[i];
+          } else {
+            for (std::uint32_t i = 0; i < n1; ++i) col[p + i] += oj[i];
+            for (std::uint32_t i = n1; i < cnt; ++i) col[i - n1] += oj[i];
+          }
+          std::memcpy(c2v, oj, cnt * sizeof(float));
+        }
+      }
+    }
+    if (!layered) app_.swap(app_next_);
+    for (std::size_t i = 0; i < n; ++i) hard_[i] = app_[i] < 0.0f ? 1 : 0;
+    res.iterations = it;
+    if (syndrome_ok(syndrome)) {
+      res.success = true;
+      break;
+    }
+  }
+  std::memcpy(bits.data(), hard_.data(), n);
+  return res;
+}
+
+expected<std::vector<decode_result>> decode_parallel(const qc_matrix& h, const decoder_options& options,
+                                                     std::span<const frame_job> frames, unsigned threads) {
+  for (std::size_t f = 0; f < frames.size(); ++f)
+    if (frames[f].llr.size() != h.cols() || frames[f].bits.size() != h.cols() || frames[f].syndrome.size() != h.rows())
+      return fail(errc::invalid_argument,
+                  fmt::format("frame {}: sizes (llr {}, syndrome {}, bits {}) do not match the {} x {} code", f,
+                              frames[f].llr.size(), frames[f].syndrome.size(), frames[f].bits.size(), h.rows(), h.cols()));
+  auto first = decoder::create(h, options);
+  if (!first) return std::unexpected(first.error());
+  std::vector<decode_result> results(frames.size());
+  threads = std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(frames.size())));
+  std::atomic<std::size_t> next{0};
+  auto work = [&](decoder& dec) {
+    for (std::size_t f = next++; f < frames.size(); f = next++)
+      results[f] = dec.decode(frames[f].llr, frames[f].syndrome, frames[f].bits);
+  };
+  {
+    std::vector<std::jthread> pool;
+    for (unsigned t = 1; t < threads; ++t)
+      pool.emplace_back([&] {
+        auto dec = *decoder::create(h, options);
+        work(dec);
+      });
+    work(*first);
+  }
+  return results;
+}
+
+}  // namespace cvqkd::reconciliation::ldpc

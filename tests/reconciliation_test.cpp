@@ -1,0 +1,455 @@
+// Reconciliation: octonion algebra, MDR, parity-check matrices and AList, QC lifting, the BP decoder,
+// rate selection, verification hashing, GA density evolution, and the short-block FER regression table.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <numbers>
+#include <random>
+#include <sstream>
+
+#include "core/drbg.hpp"
+#include "reconciliation/ldpc/alist.hpp"
+#include "reconciliation/ldpc/codes.hpp"
+#include "reconciliation/ldpc/decoder.hpp"
+#include "reconciliation/ldpc/density_evolution.hpp"
+#include "reconciliation/ldpc/frame_simulation.hpp"
+#include "reconciliation/mdr/mdr.hpp"
+#include "reconciliation/mdr/octonion.hpp"
+#include "reconciliation/verification/hash.hpp"
+#include "tests/test_seed.hpp"
+
+namespace mdr = cvqkd::reconciliation::mdr;
+namespace ldpc = cvqkd::reconciliation::ldpc;
+namespace ver = cvqkd::reconciliation::verification;
+using cvqkd::test_support::base_seed;
+using cvqkd::test_support::seed_note;
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int scale_down = 4;  // sanitizer builds run fewer frames
+#else
+constexpr int scale_down = 1;
+#endif
+
+template <std::size_t D>
+mdr::hypercomplex<D> random_element(std::mt19937_64& rng) {
+  std::normal_distribution<double> n(0.0, 1.0);
+  mdr::hypercomplex<D> r{};
+  for (auto& v : r) v = n(rng);
+  return r;
+}
+
+template <std::size_t D>
+void check_algebra(std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (int t = 0; t < 200; ++t) {
+    const auto a = random_element<D>(rng), b = random_element<D>(rng);
+    const auto ab = mdr::multiply<D>(a, b);
+    // normed division algebra: |ab| = |a||b|
+    EXPECT_NEAR(mdr::norm<D>(ab), mdr::norm<D>(a) * mdr::norm<D>(b), 1e-12 * (1 + mdr::norm<D>(ab)));
+    // alternativity: (aa)b = a(ab) and (ab)b = a(bb)
+    const auto l1 = mdr::multiply<D>(mdr::multiply<D>(a, a), b), r1 = mdr::multiply<D>(a, mdr::multiply<D>(a, b));
+    const auto l2 = mdr::multiply<D>(mdr::multiply<D>(a, b), b), r2 = mdr::multiply<D>(a, mdr::multiply<D>(b, b));
+    for (std::size_t i = 0; i < D; ++i) {
+      EXPECT_NEAR(l1[i], r1[i], 1e-11);
+      EXPECT_NEAR(l2[i], r2[i], 1e-11);
+    }
+    // a a* = |a|^2 (real)
+    const auto aa = mdr::multiply<D>(a, mdr::conj<D>(a));
+    EXPECT_NEAR(aa[0], mdr::norm<D>(a) * mdr::norm<D>(a), 1e-11);
+    for (std::size_t i = 1; i < D; ++i) EXPECT_NEAR(aa[i], 0.0, 1e-11);
+  }
+}
+
+}  // namespace
+
+TEST(Octonion, NormMultiplicativeAndAlternative) {
+  const auto seed = base_seed();
+  SCOPED_TRACE(seed_note(seed));
+  check_algebra<1>(seed);
+  check_algebra<2>(seed + 1);
+  check_algebra<4>(seed + 2);
+  check_algebra<8>(seed + 3);
+}
+
+TEST(Octonion, QuaternionsAssociateOctonionsDoNot) {
+  const auto seed = base_seed();
+  SCOPED_TRACE(seed_note(seed));
+  std::mt19937_64 rng(seed);
+  const auto a = random_element<4>(rng), b = random_element<4>(rng), c = random_element<4>(rng);
+  const auto l = mdr::multiply<4>(mdr::multiply<4>(a, b), c), r = mdr::multiply<4>(a, mdr::multiply<4>(b, c));
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(l[i], r[i], 1e-11);
+  const auto x = random_element<8>(rng), y = random_element<8>(rng), z = random_element<8>(rng);
+  const auto l8 = mdr::multiply<8>(mdr::multiply<8>(x, y), z), r8 = mdr::multiply<8>(x, mdr::multiply<8>(y, z));
+  double diff = 0;
+  for (int i = 0; i < 8; ++i) diff += std::fabs(l8[i] - r8[i]);
+  EXPECT_GT(diff, 1e-6);  // the octonions are not associative
+  // basis check: e1 e2 = e3 in the quaternions (Cayley-Dickson with this convention)
+  const mdr::hypercomplex<4> e1{0, 1, 0, 0}, e2{0, 0, 1, 0};
+  const auto e3 = mdr::multiply<4>(e1, e2);
+  EXPECT_DOUBLE_EQ(std::fabs(e3[3]), 1.0);
+}
+
+TEST(Mdr, NoiselessReproducesBobsBits) {
+  const auto seed = base_seed();
+  SCOPED_TRACE(seed_note(seed));
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> n(0.0, 1.0);
+  for (unsigned d : {1u, 2u, 4u, 8u}) {
+    const std::size_t len = 8 * 1000;
+    std::vector<double> y(len);
+    std::vector<std::uint8_t> bits(len);
+    for (auto& v : y) v = n(rng);
+    for (auto& b : bits) b = rng() & 1u;
+    auto msg = mdr::bob_map(y, bits, d);
+    ASSERT_TRUE(msg) << msg.error().message;
+    std::vector<float> llr(len);
+    ASSERT_TRUE(mdr::alice_llr(y, *msg, 0.5, llr));  // Alice's x equals Bob's y
+    auto v = mdr::alice_rotate(y, *msg);
+    ASSERT_TRUE(v);
+    for (std::size_t i = 0; i < len; ++i) {
+      ASSERT_EQ(llr[i] < 0 ? 1 : 0, bits[i]) << "d=" << d << " i=" << i;
+      ASSERT_NEAR((*v)[i], (1.0 - 2.0 * bits[i]) / std::sqrt(double(d)), 1e-12);
+    }
+  }
+}
+
+TEST(Mdr, SignAgreementMatchesVirtualChannel) {
+  // With y = x + z, z ~ N(0, sigma^2) and x ~ N(0, 1), Alice's v_i is u_i plus Gaussian noise and a bit is
+  // wrong with probability E[Q(sqrt(G/d) / sigma)], G ~ chi^2_d (the block norm is a chi variable; for large
+  // d this tends to Q(1/sigma), the BIAWGN error probability). Derivation in mdr.hpp / density_evolution.hpp.
+  const auto seed = base_seed();
+  SCOPED_TRACE(seed_note(seed));
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> n(0.0, 1.0);
+  const unsigned d = 8;
+  for (double snr : {0.161, 1.0}) {
+    const double sigma = std::sqrt(1.0 / snr);
+    const std::size_t len = 8 * 40000;
+    std::vector<double> x(len), y(len);
+    std::vector<std::uint8_t> bits(len);
+    for (std::size_t i = 0; i < len; ++i) {
+      x[i] = n(rng);
+      y[i] = x[i] + sigma * n(rng);
+      bits[i] = rng() & 1u;
+    }
+    auto msg = mdr::bob_map(y, bits, d);
+    ASSERT_TRUE(msg);
+    std::vector<float> llr(len);
+    ASSERT_TRUE(mdr::alice_llr(x, *msg, sigma * sigma, llr));
+    std::size_t errors = 0;
+    double llr_mean = 0;
+    for (std::size_t i = 0; i < len; ++i) {
+      errors += (llr[i] < 0 ? 1u : 0u) != bits[i];
+      llr_mean += (bits[i] ? -llr[i] : llr[i]);
+    }
+    llr_mean /= len;
+    // E[Q(sqrt(G/8)/sigma)] with the chi^2_8 density g^3 e^{-g/2} / 96, by the midpoint rule
+    double p = 0;
+    const double h = 1e-3;
+    for (double g = h / 2; g < 80; g += h)
+      p += std::pow(g, 3) * std::exp(-g / 2) / 96.0 * 0.5 * std::erfc(std::sqrt(g / d) / sigma / std::sqrt(2.0)) * h;
+    const double rate = double(errors) / len;
+    const double sd = std::sqrt(p * (1 - p) / len);
+    EXPECT_NEAR(rate, p, 5 * sd) << "snr " << snr << " observed " << rate << " theory " << p;
+    // the large-d limit Q(1/sigma) is close but not equal at d = 8
+    EXPECT_NEAR(p, 0.5 * std::erfc(1 / sigma / std::sqrt(2.0)), 0.02);
+    // consistent LLRs: mean 2 SNR (the GA channel mean used in code design)
+    EXPECT_NEAR(llr_mean, 2 * snr, 0.03 * 2 * snr + 0.01);
+  }
+}
+
+TEST(Mdr, RejectsBadInput) {
+  std::vector<double> y(16, 1.0);
+  std::vector<std::uint8_t> bits(16, 0);
+  EXPECT_FALSE(mdr::bob_map(y, bits, 3));
+  EXPECT_FALSE(mdr::bob_map(std::span(y).first(12), std::span(bits).first(12), 8));
+  bits[3] = 2;
+  EXPECT_FALSE(mdr::bob_map(y, bits, 8));
+  bits[3] = 0;
+  std::fill(y.begin(), y.begin() + 8, 0.0);
+  auto m = mdr::bob_map(y, bits, 8);
+  ASSERT_FALSE(m);
+  EXPECT_EQ(m.error().code, cvqkd::errc::invalid_argument);
+  EXPECT_NE(m.error().message.find("drop"), std::string::npos);
+}
+
+namespace {
+ldpc::sparse_matrix small_matrix() {
+  return *ldpc::sparse_matrix::from_entries(3, 6, {{0, 0}, {0, 1}, {0, 3}, {1, 1}, {1, 2}, {1, 4}, {2, 0}, {2, 2}, {2, 5}});
+}
+}  // namespace
+
+TEST(SparseMatrix, CsrCscAndSyndrome) {
+  const auto h = small_matrix();
+  EXPECT_EQ(h.edges(), 9u);
+  ASSERT_EQ(h.col(2).size(), 2u);
+  EXPECT_EQ(h.col(2)[0], 1u);
+  EXPECT_EQ(h.col(2)[1], 2u);
+  for (std::uint32_t c = 0; c < h.cols(); ++c)
+    for (std::uint32_t k = h.col_ptr()[c]; k < h.col_ptr()[c + 1]; ++k) EXPECT_EQ(h.col_idx()[h.col_edge()[k]], c);
+  std::vector<std::uint8_t> w{1, 0, 0, 0, 0, 1}, s(3);
+  h.syndrome(w, s);
+  EXPECT_EQ(s, (std::vector<std::uint8_t>{1, 0, 0}));
+  EXPECT_FALSE(ldpc::sparse_matrix::from_entries(2, 2, {{0, 0}, {0, 0}}));
+  EXPECT_FALSE(ldpc::sparse_matrix::from_entries(2, 2, {{2, 0}}));
+}
+
+TEST(Alist, RoundTripAndPaddedInput) {
+  const auto h = small_matrix();
+  std::stringstream ss;
+  ldpc::write_alist(ss, h);
+  auto back = ldpc::read_alist(ss);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*back, h);
+  // MacKay's zero-padded variant
+  std::stringstream padded("3 2\n2 2\n1 2 1\n2 2\n1 0\n1 2\n2 0\n1 2\n2 3\n");
+  auto p = ldpc::read_alist(padded);
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p->edges(), 4u);
+  std::stringstream broken("3 2\n2 2\n1 2 1\n2 2\n1 2\n2\n1\n1 2\n1 2\n");  // row list disagrees
+  auto b = ldpc::read_alist(broken);
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.error().code, cvqkd::errc::parse_error);
+  // a lifted code survives the round trip too
+  const auto& fam = ldpc::code_families().front();
+  auto q = ldpc::lift(fam.proto, 40, fam.seed, 40 * 10);
+  ASSERT_TRUE(q);
+  const auto hq = q->expand();
+  std::stringstream s2;
+  ldpc::write_alist(s2, hq);
+  auto b2 = ldpc::read_alist(s2);
+  ASSERT_TRUE(b2);
+  EXPECT_EQ(*b2, hq);
+}
+
+TEST(QcCode, DeterministicGirthSixAndRate) {
+  const auto& fam = ldpc::code_families().front();
+  const std::uint32_t z = 64;
+  const std::uint64_t ext = z * fam.proto.extension_rows.size() - 17;  // a truncated last row block
+  auto a = ldpc::lift(fam.proto, z, fam.seed, ext), b = ldpc::lift(fam.proto, z, fam.seed, ext);
+  ASSERT_TRUE(a && b);
+  const auto ha = a->expand(), hb = b->expand();
+  EXPECT_EQ(ha, hb);
+  EXPECT_EQ(ha.cols(), fam.proto.core_cols * z + ext);
+  EXPECT_EQ(ha.rows(), fam.proto.precode_rows.size() * z + ext);
+  EXPECT_NEAR(a->rate(), fam.proto.rate(z, ext), 1e-12);
+  // no 4-cycles: two checks share at most one variable
+  std::vector<std::uint32_t> seen(ha.rows(), UINT32_MAX);
+  for (std::uint32_t r = 0; r < ha.rows(); ++r) {
+    for (auto c : ha.row(r))
+      for (auto r2 : ha.col(c)) {
+        if (r2 == r) continue;
+        ASSERT_NE(seen[r2], r) << "4-cycle through checks " << r << " and " << r2;
+        seen[r2] = r;
+      }
+  }
+  EXPECT_FALSE(ldpc::lift(fam.proto, z, fam.seed, 0));
+  EXPECT_FALSE(ldpc::lift(fam.proto, z, fam.seed, z * fam.proto.extension_rows.size() + 1));
+}
+
+namespace {
+
+// BIAWGN observation of `bits` at noise sigma: LLR = 2 y / sigma^2, y = (1 - 2b) + noise.
+std::vector<float> observe(const std::vector<std::uint8_t>& bits, double sigma, std::mt19937_64& rng) {
+  std::normal_distribution<double> n(0.0, sigma);
+  std::vector<float> llr(bits.size());
+  for (std::size_t i = 0; i < bits.size(); ++i)
+    llr[i] = static_cast<float>(2.0 * ((1.0 - 2.0 * bits[i]) + n(rng)) / (sigma * sigma));
+  return llr;
+}
+
+}  // namespace
+
+TEST(Decoder, RecoversKnownWordsForEveryScheduleAndRule) {
+  const auto seed = base_seed();
+  SCOPED_TRACE(seed_note(seed));
+  std::mt19937_64 rng(seed);
+  const auto& fam = ldpc::code_families().front();
+  auto q = ldpc::lift(fam.proto, 100, fam.seed, 100 * 30);  // rate about 0.23
+  ASSERT_TRUE(q);
+  const auto h = q->expand();
+  for (auto sched : {ldpc::schedule::flooding, ldpc::schedule::layered})
+    for (auto rule : {ldpc::update_rule::sum_product, ldpc::update_rule::normalized_min_sum,
+                      ldpc::update_rule::offset_min_sum}) {
+      SCOPED_TRACE(testing::Message() << "schedule " << int(sched) << " rule " << int(rule));
+      ldpc::decoder_options o;
+      o.sched = sched;
+      o.rule = rule;
+      o.max_iterations = 100;
+      auto dec = ldpc::decoder::create(*q, o);
+      ASSERT_TRUE(dec);
+      std::vector<std::uint8_t> bits(h.cols()), syn(h.rows()), out(h.cols());
+      for (auto& b : bits) b = rng() & 1u;
+      h.syndrome(bits, syn);
+      const auto llr = observe(bits, 1.0, rng);  // SNR 1, far above this rate's threshold
+      const auto r = dec->decode(llr, syn, out);
+      EXPECT_TRUE(r.success);
+      EXPECT_LT(r.iterations, 100u);
+      EXPECT_EQ(out, bits);
+    }
+}
+
+TEST(Decoder, InconsistentSyndromeIsReportedAsFailed) {
+  // row 2 = row 0 + row 1, so s2 must equal s0 + s1; a syndrome that breaks this has no solution
+  auto h = *ldpc::sparse_matrix::from_entries(3, 5, {{0, 0}, {0, 1}, {1, 2}, {1, 3}, {2, 0}, {2, 1}, {2, 2}, {2, 3}, {0, 4}, {1, 4}});
+  const auto q = ldpc::qc_matrix::from_sparse(h);
+  for (auto rule : {ldpc::update_rule::sum_product, ldpc::update_rule::offset_min_sum}) {
+    ldpc::decoder_options o;
+    o.rule = rule;
+    o.max_iterations = 20;
+    auto dec = ldpc::decoder::create(q, o);
+    ASSERT_TRUE(dec);
+    std::vector<float> llr{3, -2, 1, 4, -1};
+    std::vector<std::uint8_t> syn{1, 0, 0}, out(5);
+    const auto r = dec->decode(llr, syn, out);
+    EXPECT_FALSE(r.success);
+    EXPECT_EQ(r.iterations, 20u);
+  }
+  // and a far too noisy frame of a real code fails rather than being accepted
+  std::mt19937_64 rng(base_seed());
+  const auto& fam = ldpc::code_families().front();
+  auto qc = ldpc::lift(fam.proto, 100, fam.seed, 100 * 30);
+  const auto hq = qc->expand();
+  std::vector<std::uint8_t> bits(hq.cols()), syn(hq.rows()), out(hq.cols());
+  for (auto& b : bits) b = rng() & 1u;
+  hq.syndrome(bits, syn);
+  const auto llr = observe(bits, 4.0, rng);  // SNR 1/16: capacity 0.04 < rate
+  auto dec = ldpc::decoder::create(*qc, {});
+  const auto r = dec->decode(llr, syn, out);
+  EXPECT_FALSE(r.success);
+  EXPECT_NE(out, bits);
+}
+
+TEST(Decoder, ParallelMatchesSequential) {
+  const auto seed = base_seed();
+  SCOPED_TRACE(seed_note(seed));
+  std::mt19937_64 rng(seed);
+  const auto& fam = ldpc::code_families().front();
+  auto q = ldpc::lift(fam.proto, 64, fam.seed, 64 * 40);
+  const auto h = q->expand();
+  const int frames = 6;
+  std::vector<std::vector<std::uint8_t>> bits(frames), syn(frames), out1(frames), out2(frames);
+  std::vector<std::vector<float>> llr(frames);
+  std::vector<ldpc::frame_job> jobs1, jobs2;
+  for (int f = 0; f < frames; ++f) {
+    bits[f].resize(h.cols());
+    for (auto& b : bits[f]) b = rng() & 1u;
+    syn[f].resize(h.rows());
+    h.syndrome(bits[f], syn[f]);
+    llr[f] = observe(bits[f], 1.6, rng);
+    out1[f].resize(h.cols());
+    out2[f].resize(h.cols());
+    jobs1.push_back({llr[f], syn[f], out1[f]});
+    jobs2.push_back({llr[f], syn[f], out2[f]});
+  }
+  auto r1 = ldpc::decode_parallel(*q, {}, jobs1, 1);
+  auto r2 = ldpc::decode_parallel(*q, {}, jobs2, 3);
+  ASSERT_TRUE(r1 && r2);
+  for (int f = 0; f < frames; ++f) {
+    EXPECT_EQ((*r1)[f].success, (*r2)[f].success);
+    EXPECT_EQ((*r1)[f].iterations, (*r2)[f].iterations);
+    EXPECT_EQ(out1[f], out2[f]);
+  }
+}
+
+TEST(RateSelection, MeetsTheRequestedBetaAcrossTheRange) {
+  for (const auto& fam : ldpc::code_families()) {
+    for (double beta : {0.9, 0.93, 0.95}) {
+      // SNRs across the family's range
+      for (double frac : {0.0, 0.3, 0.7}) {
+        const double rate = fam.min_rate() * (1 + frac) + 1e-4;
+        const double snr = std::pow(2.0, 2 * rate / beta) - 1;  // cvqkd-theory.md: SNR = 2^(2R/beta) - 1
+        auto c = ldpc::select_rate(snr, beta, true);
+        ASSERT_TRUE(c) << c.error().message;
+        EXPECT_GE(c->beta, beta - 1e-12) << fam.name << " snr " << snr;
+        EXPECT_LT(c->beta, beta + 2e-3) << fam.name << " snr " << snr;
+        auto h = ldpc::build(*c);
+        ASSERT_TRUE(h);
+        EXPECT_NEAR(h->rate(), c->rate, 1e-12);
+        EXPECT_EQ(h->cols() % 8, 0u);  // whole MDR blocks
+      }
+    }
+  }
+  EXPECT_FALSE(ldpc::select_rate(-1, 0.95));
+  EXPECT_FALSE(ldpc::select_rate(0.1, 1.2));
+  EXPECT_FALSE(ldpc::select_rate(1e-6, 0.95));  // below every family's lowest rate
+}
+
+TEST(Verification, FieldArithmeticAndTags) {
+  const auto seed = base_seed();
+  SCOPED_TRACE(seed_note(seed));
+  cvqkd::seeded_drbg rng(seed, "verification-test");
+  const ver::gf128 one{1, 0};
+  for (int t = 0; t < 20; ++t) {
+    const auto a = ver::draw_key(rng), b = ver::draw_key(rng), c = ver::draw_key(rng);
+    EXPECT_EQ(ver::multiply(a, one), a);
+    EXPECT_EQ(ver::multiply(a, b), ver::multiply(b, a));
+    const ver::gf128 bc{b.lo ^ c.lo, b.hi ^ c.hi};
+    const auto ab = ver::multiply(a, b), ac = ver::multiply(a, c), abc = ver::multiply(a, bc);
+    EXPECT_EQ(abc, (ver::gf128{ab.lo ^ ac.lo, ab.hi ^ ac.hi}));
+    EXPECT_EQ(ver::multiply(ver::multiply(a, b), c), ver::multiply(a, ver::multiply(b, c)));
+  }
+  // x^127 * x = x^128 = x^7 + x^2 + x + 1
+  EXPECT_EQ(ver::multiply({0, 1ull << 63}, {2, 0}), (ver::gf128{0x87, 0}));
+  std::vector<std::uint8_t> frame(100000);
+  for (auto& b : frame) b = rng.next_u64() & 1u;
+  const auto key = ver::draw_key(rng);
+  const auto t0 = ver::tag(key, frame);
+  EXPECT_EQ(ver::tag(key, frame), t0);
+  for (std::size_t i : {std::size_t{0}, std::size_t{127}, std::size_t{128}, frame.size() - 1}) {
+    frame[i] ^= 1u;
+    EXPECT_NE(ver::tag(key, frame), t0) << "bit " << i;
+    frame[i] ^= 1u;
+  }
+  EXPECT_NE(ver::tag(key, std::span(frame).first(frame.size() - 1)), t0);
+  EXPECT_LE(ver::collision_bound(1'000'000), std::ldexp(1.0, -64));
+  EXPECT_EQ(ver::tag_bits, 128u);
+}
+
+TEST(DensityEvolution, PhiAndRegularCodeThreshold) {
+  EXPECT_NEAR(ldpc::ga_phi(1e-3), 1 - 5e-4, 1e-5);
+  for (double m : {0.01, 0.3, 2.0, 10.0, 50.0}) EXPECT_NEAR(ldpc::ga_phi_inverse(ldpc::ga_phi(m)), m, 1e-3 * m);
+  // (3,6)-regular LDPC on the BIAWGN channel: GA threshold sigma ~ 0.8747 (Chung et al. 2001, Table I)
+  ldpc::raptor_protograph p;
+  p.core_cols = 6;
+  for (int i = 0; i < 3; ++i) p.precode_rows.push_back({0, 1, 2, 3, 4, 5});
+  ldpc::de_options o;
+  o.fading_points = 0;
+  const double snr = ldpc::ga_threshold_snr(p, 0, o);
+  EXPECT_NEAR(1 / std::sqrt(snr), 0.8747, 0.006);
+}
+
+TEST(FerRegression, ShortBlockMatchesStoredTable) {
+  // tests/data/reconcile_short_fer.json was written by `cvqkd bench reconcile --short --sweep ... --json`
+  // (command in the file); the same seeds are rerun here on fewer frames and compared with a binomial margin.
+  std::ifstream f(std::string(CVQKD_SOURCE_DIR) + "/tests/data/reconcile_short_fer.json");
+  ASSERT_TRUE(f) << "missing tests/data/reconcile_short_fer.json";
+  const auto doc = nlohmann::json::parse(f);
+  auto fam = ldpc::find_family(doc["family"].get<std::string>());
+  ASSERT_TRUE(fam);
+  const double rate = doc["rate"].get<double>();
+  auto c = ldpc::choose_for_rate(**fam, rate, 1.0, true);
+  ASSERT_TRUE(c);
+  auto h = ldpc::build(*c);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->cols(), doc["frame_bits"].get<std::uint32_t>());
+  for (const auto& pt : doc["points"]) {
+    ldpc::simulation_options o;
+    o.snr = pt["snr"].get<double>();
+    o.seed = doc["seed"].get<std::uint64_t>();
+    o.threads = 2;
+    o.decoding.max_iterations = doc["max_iterations"].get<unsigned>();
+    const std::uint64_t frames = std::max<std::uint64_t>(8, doc["ci_frames"].get<std::uint64_t>() / scale_down);
+    auto s = ldpc::simulate_reconciliation(*h, o, frames);
+    ASSERT_TRUE(s) << s.error().message;
+    const double fer_ref = pt["fer"].get<double>();
+    const double fer = double(s->failed) / double(frames);
+    const double margin = 3 * std::sqrt(std::max(fer_ref * (1 - fer_ref), 0.02) / double(frames)) + 1.0 / frames;
+    EXPECT_NEAR(fer, fer_ref, margin) << "snr " << o.snr;
+    EXPECT_EQ(s->undetected, 0u);
+  }
+}
