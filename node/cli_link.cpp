@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/profile.hpp"
+#include "links/session.hpp"
 #include "links/simulation.hpp"
 #include "node/cli_common.hpp"
 
@@ -24,8 +25,11 @@ struct simulate_options {
   std::uint64_t seed = 1;
   std::string model_name = "trusted", eve = "none";
   std::vector<std::string> faults;
-  bool json = false;
-  CLI::Option *symbols_opt = nullptr, *n_pe_opt = nullptr, *beta_opt = nullptr;
+  std::string attack;
+  double attack_xi = 0;
+  bool json = false, estimate_only = false, short_codes = false;
+  unsigned max_iterations = 200;
+  CLI::Option *symbols_opt = nullptr, *n_pe_opt = nullptr, *beta_opt = nullptr, *attack_xi_opt = nullptr;
 };
 
 // "NAME:VALUE" -> value, validated as a finite number.
@@ -103,6 +107,22 @@ void run(const simulate_options& o) {
                                        o.attenuation * o.distance_km + o.insertion_loss));
   c.hardware.seed = o.seed;
   c.hardware.eve = parse_eve(o.eve);
+  if (!o.attack.empty()) {
+    if (o.eve != "none") usage("--attack", "give either --eve or --attack, not both");
+    if (o.attack == "intercept-resend") {
+      if (o.attack_xi_opt->count() > 0) usage("--attack-xi", "only applies to --attack entangling-cloner");
+      c.hardware.eve = hw::eavesdropper{hw::eavesdropper::kind::intercept_resend, 1.0};
+    } else if (o.attack == "entangling-cloner") {
+      if (o.attack_xi_opt->count() == 0) usage("--attack-xi", "--attack entangling-cloner needs --attack-xi X (SNU)");
+      require_range("--attack-xi", o.attack_xi, 0, 100, true, false, "an added excess noise (SNU)");
+      // xi_E = (1 - T)(W - 1)/T for Eve's EPR variance W (hw/simulator.hpp).
+      const double t = c.hardware.transmittance;
+      if (t >= 1.0) usage("--attack-xi", "an entangling cloner needs a lossy channel (T < 1)");
+      c.hardware.eve = hw::eavesdropper{hw::eavesdropper::kind::entangling_cloner, 1.0 + o.attack_xi * t / (1.0 - t)};
+    } else {
+      usage("--attack", fmt::format("got '{}', expected intercept-resend or entangling-cloner", o.attack));
+    }
+  }
   c.hardware.faults = parse_faults(o.faults);
   c.model = *model;
   c.eps = security::epsilons{.pe = o.eps, .smooth = o.eps, .pa = o.eps};
@@ -121,6 +141,18 @@ void run(const simulate_options& o) {
 
   auto rep = links::simulate(c);
   if (!rep) fail_with(rep.error());
+  // The full secure chain on the same hardware stream: reconciliation, verification, privacy
+  // amplification and confirmation between the two protocol ends.
+  std::optional<links::session_report> session;
+  if (!o.estimate_only) {
+    links::session_config sc;
+    sc.link = c;
+    sc.short_codes = o.short_codes;
+    sc.max_iterations = o.max_iterations;
+    auto s = links::run_session(sc);
+    if (!s) fail_with(s.error());
+    session = std::move(*s);
+  }
   const auto& r = *rep;
   const auto& t = r.truth;
   const double length = o.distance_km;
@@ -166,7 +198,28 @@ void run(const simulate_options& o) {
     j["elapsed_seconds"] = r.elapsed_seconds;
     j["units"] = "variances in SNU; xi input-referred, xi_bob at Bob; key rates in bits per symbol, key_rate_bps in "
                  "bit/s at the profile's symbol rate; t_min is the lower bound on the transmittance T";
+    if (session) {
+      const auto& s = *session;
+      const auto& a = s.alice;
+      j["secret_key_bits"] = s.secret_key_bits;
+      j["bits_per_symbol"] = s.bits_per_symbol;
+      j["finite_size_bound"] = s.finite_size_bound;
+      j["keys_identical"] = s.keys_identical;
+      j["abort_reason"] = s.abort_reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.abort_reason);
+      j["reconciliation"] = {{"snr_estimate", a.snr_estimate}, {"code_rate", a.code_rate},
+                             {"code_length_bits", a.code_length}, {"beta", a.beta}, {"fer", a.fer},
+                             {"frames", a.frames}, {"frames_failed", a.frames_failed},
+                             {"reconciled_bits", a.reconciled_bits}, {"verification_bits", a.verification_bits}};
+      j["privacy_amplification"] = {{"n_out_bits", a.n_out}, {"auth_reserve_bits", a.auth_reserve_bits}};
+      j["auth_key_consumed_bits"] = std::max(a.auth_consumed_bits, s.bob.auth_consumed_bits);
+      j["classical_messages"] = s.messages;
+      j["seconds"] = {{"estimation_only_pass", r.elapsed_seconds}, {"hardware", s.seconds_hardware},
+                      {"decoding", a.seconds_decoding}, {"privacy_amplification", a.seconds_privacy},
+                      {"session_total", s.seconds_total}};
+    }
     print_json(j);
+    if (session && !session->keys_identical)
+      throw cli_exit{runtime_failure, "the two ends' keys differ: this is a bug; the block was not released"};
     return;
   }
 
@@ -197,7 +250,26 @@ void run(const simulate_options& o) {
                              "bit/s at {:.3g} Bd\n",
                              r.beta, r.finite->key_rate, r.key_rate_bps, profile->symbol_rate_baud);
   if (!r.no_key_reason.empty()) std::cout << "no key: " << r.no_key_reason << '\n';
-  std::cout << fmt::format("simulated {} symbols in {:.2f} s\n", r.n_total, r.elapsed_seconds);
+  std::cout << fmt::format("estimation pass: {} symbols in {:.2f} s\n", r.n_total, r.elapsed_seconds);
+  if (session) {
+    const auto& s = *session;
+    const auto& a = s.alice;
+    std::cout << fmt::format("reconciliation: SNR {:.4g}, code rate {:.4f} ({} bits), beta {:.4f}, FER {:.3f} ({} of {} "
+                             "frames failed), {} reconciled bits, {:.1f} s decoding\n",
+                             a.snr_estimate, a.code_rate, a.code_length, a.beta, a.fer, a.frames_failed, a.frames,
+                             a.reconciled_bits, a.seconds_decoding);
+    if (s.abort_reason.empty())
+      std::cout << fmt::format("secret key: {} bits at both ends (identical: {}), {:.4e} bit/symbol against the "
+                               "finite-size bound {:.4e} at the achieved beta and FER; {} bits kept to authenticate "
+                               "the next round\n",
+                               s.secret_key_bits, s.keys_identical ? "yes" : "NO", s.bits_per_symbol,
+                               s.finite_size_bound, a.auth_reserve_bits);
+    else
+      std::cout << "no key released: " << s.abort_reason << '\n';
+    std::cout << fmt::format("session: {} classical messages, {:.2f} s in all\n", s.messages, s.seconds_total);
+    if (!s.keys_identical)
+      throw cli_exit{runtime_failure, "the two ends' keys differ: this is a bug; the block was not released"};
+  }
 }
 
 }  // namespace
@@ -221,6 +293,14 @@ void add_link(CLI::App& app) {
   cmd->add_option("--fault", o->faults,
                   "inject a fault (repeatable): excess-noise:XI, lo-drift:RAD2, saturation:FACTOR, sample-loss:P, "
                   "calibration-drift:REL");
+  cmd->add_option("--attack", o->attack, "eavesdropper: intercept-resend, or entangling-cloner with --attack-xi");
+  o->attack_xi_opt = cmd->add_option("--attack-xi", o->attack_xi,
+                                     "excess noise (SNU, input-referred) the entangling cloner adds");
+  cmd->add_flag("--estimate-only", o->estimate_only, "stop after parameter estimation (no reconciliation or key)");
+  cmd->add_flag("--short-codes", o->short_codes, "reconcile with the short (CI-sized) code members");
+  cmd->add_option("--max-iterations", o->max_iterations, "belief-propagation iterations per frame")
+    ->capture_default_str()
+    ->check(CLI::Range(1u, 10000u));
   cmd->add_flag("--json", o->json, "print JSON");
   cmd->callback([o] { run(*o); });
 }

@@ -129,7 +129,14 @@ TEST(estimation, bound_failure_rate_matches_eps_pe) {
     auto c = run_config(p, transmittance, 50000, seed);
     c.eps = security::epsilons{.pe = 0.2, .smooth = 1e-10, .pa = 1e-10};
     auto rep = links::simulate(c);
-    ASSERT_TRUE(rep && rep->finite);
+    ASSERT_TRUE(rep.has_value()) << rep.error().message;
+    if (!rep->finite) {
+      // At this loose eps the worst-case noise can fall below the shot-noise limit by chance; the
+      // estimator then refuses the block as non-physical, which is an xi bound that missed.
+      ASSERT_NE(rep->no_key_reason.find("below the shot-noise limit"), std::string::npos) << rep->no_key_reason;
+      ++xi_miss;
+      continue;
+    }
     t_miss += rep->finite->bounds.transmittance_min > rep->truth.transmittance_effective;
     xi_miss += rep->finite->bounds.xi_max < rep->truth.xi_effective;
   }
