@@ -494,6 +494,11 @@ struct link_end::impl {
   expected<std::uint64_t> key_length(const security::pe_statistics& s, std::uint64_t frames, std::uint64_t failed,
                                      std::uint64_t auth_bits) {
     if (!choice || frames == 0) return fail(errc::no_secret_key, "no code frame was reconciled in this block");
+    if (failed == frames)
+      return fail(errc::no_secret_key,
+                  fmt::format("every reconciliation frame failed ({} of {}): the code rate {:.4f} is too high for the "
+                              "channel's SNR; lower the reconciliation efficiency target (beta) or improve the code",
+                              failed, frames, choice->rate));
     security::channel_parameters p;
     p.det = params.profile.detection;
     p.model = params.model;
