@@ -442,12 +442,15 @@ struct link_end::impl {
       ++recon_sent;
       send(msg_type::recon, w.take());
     }
-    // Keep the buffer from growing: drop what is already in frames.
-    if (dims_head > (1u << 20)) {
-      dims.erase(dims.begin(), dims.begin() + static_cast<std::ptrdiff_t>(dims_head));
-      dims_head = 0;
-    }
+    compact_dims();
     return {};
+  }
+
+  // Keeps the dimension buffer bounded by about one code frame: drops what is already in frames.
+  void compact_dims() {
+    if (dims_head <= (1u << 20)) return;
+    dims.erase(dims.begin(), dims.begin() + static_cast<std::ptrdiff_t>(dims_head));
+    dims_head = 0;
   }
 
   expected<void> bob_on_rate(reader& r) {
@@ -671,10 +674,7 @@ struct link_end::impl {
     w.g128(verification::tag(vkey, bits));
     pending.emplace(frame, pending_frame{std::move(bits), vkey});
     send(msg_type::verify, w.take());
-    if (dims_head > (1u << 20)) {
-      dims.erase(dims.begin(), dims.begin() + static_cast<std::ptrdiff_t>(dims_head));
-      dims_head = 0;
-    }
+    compact_dims();
     return {};
   }
 
