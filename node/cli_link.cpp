@@ -246,7 +246,7 @@ void run(const simulate_options& o) {
                              r.key_rate_asymptotic_estimated, r.key_rate_asymptotic_true, r.plob_bound);
   for (const auto& alarm : r.alarms) std::cout << "ALARM: " << alarm << '\n';
   if (r.finite)
-    std::cout << fmt::format("finite-size K (beta {:.3f}, FER 0 until reconciliation runs): {:.6e} bit/symbol = {:.4g} "
+    std::cout << fmt::format("finite-size bound of the estimation pass (beta {:.3f}, FER 0 assumed): {:.6e} bit/symbol = {:.4g} "
                              "bit/s at {:.3g} Bd\n",
                              r.beta, r.finite->key_rate, r.key_rate_bps, profile->symbol_rate_baud);
   if (!r.no_key_reason.empty()) std::cout << "no key: " << r.no_key_reason << '\n';
