@@ -8,6 +8,7 @@
 #include <numbers>
 #include <random>
 #include <sstream>
+#include <tuple>
 
 #include "core/drbg.hpp"
 #include "reconciliation/ldpc/alist.hpp"
@@ -227,28 +228,72 @@ TEST(Alist, RoundTripAndPaddedInput) {
 }
 
 TEST(QcCode, DeterministicGirthSixAndRate) {
-  const auto& fam = ldpc::code_families().front();
-  const std::uint32_t z = 64;
-  const std::uint64_t ext = z * fam.proto.extension_rows.size() - 17;  // a truncated last row block
-  auto a = ldpc::lift(fam.proto, z, fam.seed, ext), b = ldpc::lift(fam.proto, z, fam.seed, ext);
-  ASSERT_TRUE(a && b);
-  const auto ha = a->expand(), hb = b->expand();
-  EXPECT_EQ(ha, hb);
-  EXPECT_EQ(ha.cols(), fam.proto.core_cols * z + ext);
-  EXPECT_EQ(ha.rows(), fam.proto.precode_rows.size() * z + ext);
-  EXPECT_NEAR(a->rate(), fam.proto.rate(z, ext), 1e-12);
-  // no 4-cycles: two checks share at most one variable
-  std::vector<std::uint32_t> seen(ha.rows(), UINT32_MAX);
-  for (std::uint32_t r = 0; r < ha.rows(); ++r) {
-    for (auto c : ha.row(r))
-      for (auto r2 : ha.col(c)) {
-        if (r2 == r) continue;
-        ASSERT_NE(seen[r2], r) << "4-cycle through checks " << r << " and " << r2;
-        seen[r2] = r;
-      }
+  for (const auto& fam : ldpc::code_families()) {
+    SCOPED_TRACE(std::string(fam.name));
+    const std::uint32_t z = 32;
+    const std::uint64_t ext = z * fam.proto.extension_rows.size() - 17;  // a truncated last row block
+    auto a = ldpc::lift(fam.proto, z, fam.seed, ext), b = ldpc::lift(fam.proto, z, fam.seed, ext);
+    ASSERT_TRUE(a && b);
+    const auto ha = a->expand(), hb = b->expand();
+    EXPECT_EQ(ha, hb);
+    EXPECT_EQ(ha.cols(), fam.proto.core_cols * z + ext);
+    EXPECT_EQ(ha.rows(), fam.proto.precode_rows.size() * z + ext);
+    EXPECT_NEAR(a->rate(), fam.proto.rate(z, ext), 1e-12);
+    // no 4-cycles: two checks share at most one variable
+    std::vector<std::uint32_t> seen(ha.rows(), UINT32_MAX);
+    for (std::uint32_t r = 0; r < ha.rows(); ++r) {
+      for (auto c : ha.row(r))
+        for (auto r2 : ha.col(c)) {
+          if (r2 == r) continue;
+          ASSERT_NE(seen[r2], r) << "4-cycle through checks " << r << " and " << r2;
+          seen[r2] = r;
+        }
+    }
+    EXPECT_FALSE(ldpc::lift(fam.proto, z, fam.seed, 0));
+    EXPECT_FALSE(ldpc::lift(fam.proto, z, fam.seed, z * fam.proto.extension_rows.size() + 1));
   }
-  EXPECT_FALSE(ldpc::lift(fam.proto, z, fam.seed, 0));
-  EXPECT_FALSE(ldpc::lift(fam.proto, z, fam.seed, z * fam.proto.extension_rows.size() + 1));
+}
+
+TEST(QcCode, ExpansionKeepsDegreesRateAndThreshold) {
+  // Copy-and-permute expansion: every base column c becomes columns c L .. c L + L - 1 with c's degrees, every
+  // row keeps its degree, so the rate and the density-evolution threshold are those of the base protograph.
+  auto fam = ldpc::find_family("pbrl-r0.10");
+  ASSERT_TRUE(fam);
+  const auto& base = (*fam)->base;
+  const auto& proto = (*fam)->proto;
+  const std::uint32_t l = (*fam)->expansion;
+  auto again = ldpc::expand_protograph(base, l, (*fam)->seed);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->precode_rows, proto.precode_rows);  // deterministic
+  EXPECT_EQ(again->extension_rows, proto.extension_rows);
+  ASSERT_EQ(proto.core_cols, base.core_cols * l);
+  ASSERT_EQ(proto.precode_rows.size(), base.precode_rows.size() * l);
+  ASSERT_EQ(proto.extension_rows.size(), base.extension_rows.size() * l);
+  auto degrees = [](const std::vector<std::vector<std::uint32_t>>& rows, std::uint32_t cols) {
+    std::vector<std::uint32_t> d(cols, 0);
+    for (const auto& r : rows)
+      for (auto c : r) ++d[c];
+    return d;
+  };
+  using rows_t = std::vector<std::vector<std::uint32_t>>;
+  for (auto member : {&ldpc::raptor_protograph::precode_rows, &ldpc::raptor_protograph::extension_rows}) {
+    const rows_t& rb = base.*member;
+    const rows_t& rp = proto.*member;
+    const auto db = degrees(rb, base.core_cols), dp = degrees(rp, proto.core_cols);
+    for (std::uint32_t c = 0; c < proto.core_cols; ++c) EXPECT_EQ(dp[c], db[c / l]) << "column " << c;
+    for (std::size_t r = 0; r < rp.size(); ++r) EXPECT_EQ(rp[r].size(), rb[r / l].size()) << "row " << r;
+  }
+  EXPECT_NEAR((*fam)->min_rate(), base.rate(1, base.extension_rows.size()), 1e-12);
+  EXPECT_FALSE(ldpc::expand_protograph(base, 0, 1));
+  // GA threshold (4-point fading, within 2 % of the listed 16-point value) of the design rate, base and expanded
+  ldpc::de_options o;
+  o.fading_points = 4;
+  const double snr = (*fam)->design_threshold_snr;
+  const auto e = (*fam)->design_extension_rows;
+  EXPECT_TRUE(ldpc::ga_converges(base, e, snr * 1.02, o));
+  EXPECT_FALSE(ldpc::ga_converges(base, e, snr * 0.98, o));
+  EXPECT_TRUE(ldpc::ga_converges(proto, e * l, snr * 1.02, o));
+  EXPECT_FALSE(ldpc::ga_converges(proto, e * l, snr * 0.98, o));
 }
 
 namespace {
@@ -373,6 +418,15 @@ TEST(RateSelection, MeetsTheRequestedBetaAcrossTheRange) {
         EXPECT_EQ(h->cols() % 8, 0u);  // whole MDR blocks
       }
     }
+  }
+  // the three operating points each get the family designed for them, with a full-length frame
+  for (const auto& [snr, beta, name] : {std::tuple{0.029, 0.95, "pbrl-r0.02"}, std::tuple{0.161, 0.93, "pbrl-r0.10"},
+                                        std::tuple{0.5, 0.93, "pbrl-r0.27"}}) {
+    auto c = ldpc::select_rate(snr, beta);
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_EQ(c->family->name, name) << "snr " << snr;
+    const double n = double(c->family->proto.core_cols) * c->lifting + double(c->extension_checks);
+    EXPECT_GE(n, 1e6) << "snr " << snr;
   }
   EXPECT_FALSE(ldpc::select_rate(-1, 0.95));
   EXPECT_FALSE(ldpc::select_rate(0.1, 1.2));

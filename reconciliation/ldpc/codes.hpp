@@ -1,9 +1,11 @@
 #pragma once
 // The shipped rate-adaptive code families and rate selection. Each family is a raptor-like protograph
-// (qc_code.hpp) designed for this project by a local search over protograph entries scored by GA density
-// evolution on the MDR (d = 8) virtual channel (density_evolution.hpp); the matrices are lifted
-// deterministically from (protograph, Z, seed), so nothing larger than the protograph is stored.
-// Thresholds are listed with each family in codes.cpp and in `cvqkd codes list`.
+// (qc_code.hpp) for one SNR region, designed for this project by a local search over protograph entries
+// scored by GA density evolution on the MDR (d = 8) virtual channel (density_evolution.hpp). Against the
+// error floor of small QC codes, the designed ("base") protograph is first expanded by copy-and-permute
+// (expand_protograph) and then lifted with circulants (see codes.cpp). The matrices are built
+// deterministically from (base protograph, expansion, Z, seed), so nothing larger than the base protograph is
+// stored. Thresholds are listed with each family in codes.cpp and in `cvqkd codes list`.
 
 #include <cstdint>
 #include <span>
@@ -17,11 +19,17 @@ namespace cvqkd::reconciliation::ldpc {
 
 struct code_family {
   std::string_view name;
-  raptor_protograph proto;
+  raptor_protograph base;       // the designed protograph; GA thresholds refer to it
+  std::uint32_t expansion;      // copy-and-permute factor: proto = expand_protograph(base, expansion, seed)
+  raptor_protograph proto;      // the protograph that is lifted (same rates and thresholds as base)
   std::uint32_t lifting_long;   // the benchmark member (about 1e6 bits at the design rate)
   std::uint32_t lifting_short;  // the CI member (a few 1e4 bits)
-  std::uint64_t seed;           // lifting seed
+  std::uint64_t seed;           // expansion and lifting seed
   double ga_threshold_snr;      // GA-DE threshold with all extension rows, MDR d = 8 fading included
+  std::uint32_t design_extension_rows;  // base extension rows at the design rate (the search's target)
+  double design_threshold_snr;          // GA-DE threshold there (16-point fading quadrature)
+  /// Rate at the design point (base protograph with design_extension_rows extension rows).
+  double design_rate() const noexcept { return base.rate(1, design_extension_rows); }
   /// Rate with all extension rows (the lowest rate) and with the first one only (the highest).
   double min_rate() const noexcept { return proto.rate(1, proto.extension_rows.size()); }
   double max_rate() const noexcept { return proto.rate(1, 1); }

@@ -75,6 +75,29 @@ expected<void> raptor_protograph::validate() const {
   return {};
 }
 
+expected<raptor_protograph> expand_protograph(const raptor_protograph& p, std::uint32_t factor, std::uint64_t seed) {
+  if (auto ok = p.validate(); !ok) return std::unexpected(ok.error());
+  if (factor == 0) return fail(errc::invalid_argument, "protograph expansion factor must be positive");
+  seeded_drbg rng(seed, "protograph-expansion");
+  std::vector<std::uint32_t> perm(factor);
+  auto expand_rows = [&](const std::vector<std::vector<std::uint32_t>>& rows) {
+    std::vector<std::vector<std::uint32_t>> out(rows.size() * std::size_t(factor));
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      for (auto c : rows[r]) {
+        for (std::uint32_t i = 0; i < factor; ++i) perm[i] = i;
+        for (std::uint32_t i = factor; i > 1; --i) std::swap(perm[i - 1], perm[rng.next_u64() % i]);  // Fisher-Yates
+        for (std::uint32_t i = 0; i < factor; ++i) out[r * factor + i].push_back(c * factor + perm[i]);
+      }
+    }
+    return out;
+  };
+  raptor_protograph q;
+  q.core_cols = p.core_cols * factor;
+  q.precode_rows = expand_rows(p.precode_rows);
+  q.extension_rows = expand_rows(p.extension_rows);
+  return q;
+}
+
 expected<qc_matrix> lift(const raptor_protograph& p, std::uint32_t lifting, std::uint64_t seed,
                          std::uint64_t extension_checks) {
   if (auto ok = p.validate(); !ok) return std::unexpected(ok.error());

@@ -60,6 +60,17 @@ struct raptor_protograph {
   expected<void> validate() const;
 };
 
+/// Copy-and-permute expansion of a protograph by `factor` L (Thorpe, JPL IPN PR 42-154 (2003)): every row
+/// becomes L rows and every edge (r, c) the L edges (r L + i, c L + pi_rc(i)) for a permutation pi_rc drawn
+/// from seeded_drbg(seed, "protograph-expansion"); extension row e becomes rows e L .. e L + L - 1, each with
+/// its own degree-one column. Degrees, rate and the density-evolution threshold are those of `p` (the
+/// computation graphs are the same), but the permutations do not commute, so lifting the expanded graph with
+/// circulants is not subject to the permanent bound on the minimum distance of QC codes lifted from `p`
+/// directly (Smarandache & Vontobel, IEEE Trans. Inf. Theory 58, 585 (2012)), which the J x (J+1) structures
+/// of a small precode make a few tens of bits (codes.cpp, error floor). Errors: invalid_argument on an invalid
+/// protograph or L = 0.
+expected<raptor_protograph> expand_protograph(const raptor_protograph& p, std::uint32_t factor, std::uint64_t seed);
+
 /// Lifts `p` by Z with circulant shifts drawn from seeded_drbg(seed, "qc-lifting"), keeping the first
 /// `extension_checks` extension checks (1 .. extension_rows*Z). Deterministic for (p, Z, seed). Errors:
 /// invalid_argument on an invalid protograph or an extension count out of range.
