@@ -16,6 +16,15 @@
 
 namespace cvqkd::reconciliation::privacy::detail {
 
+/// (lo + z^64 hi) mod (z^64 + z^4 + z^3 + z + 1).
+/// Shared by the portable and PCLMULQDQ kernels.
+inline std::uint64_t gf_reduce(std::uint64_t lo, std::uint64_t hi) {
+  const std::uint64_t o = (hi >> 60) ^ (hi >> 61) ^ (hi >> 63);  // bits of hi*(z^4+z^3+z+1) above z^63
+  const std::uint64_t t = hi ^ (hi << 1) ^ (hi << 3) ^ (hi << 4);
+  return lo ^ t ^ o ^ (o << 1) ^ (o << 3) ^ (o << 4);
+}
+
+
 /// Twiddle source for the lowest FFT layers: omega(v) = XOR of beta[l] over the set bits l of v,
 /// with beta the Cantor basis (beta[0] = 1, beta[l]^2 + beta[l] = beta[l-1]).
 struct field_tables {

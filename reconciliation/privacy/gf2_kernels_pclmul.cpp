@@ -11,18 +11,11 @@
 
 namespace {
 
-/// (lo + z^64 hi) mod (z^64 + z^4 + z^3 + z + 1).
-inline std::uint64_t gf_reduce(std::uint64_t lo, std::uint64_t hi) {
-  const std::uint64_t o = (hi >> 60) ^ (hi >> 61) ^ (hi >> 63);  // bits of hi*(z^4+z^3+z+1) above z^63
-  const std::uint64_t t = hi ^ (hi << 1) ^ (hi << 3) ^ (hi << 4);
-  return lo ^ t ^ o ^ (o << 1) ^ (o << 3) ^ (o << 4);
-}
-
 struct gf_mul {
   static std::uint64_t mul(std::uint64_t a, std::uint64_t b) {
     const __m128i p = _mm_clmulepi64_si128(_mm_cvtsi64_si128(static_cast<long long>(a)),
                                            _mm_cvtsi64_si128(static_cast<long long>(b)), 0x00);
-    return gf_reduce(static_cast<std::uint64_t>(_mm_cvtsi128_si64(p)),
+    return cvqkd::reconciliation::privacy::detail::gf_reduce(static_cast<std::uint64_t>(_mm_cvtsi128_si64(p)),
                      static_cast<std::uint64_t>(_mm_extract_epi64(p, 1)));
   }
 };

@@ -6,13 +6,6 @@
 
 namespace {
 
-/// (lo + z^64 hi) mod (z^64 + z^4 + z^3 + z + 1).
-inline std::uint64_t gf_reduce(std::uint64_t lo, std::uint64_t hi) {
-  const std::uint64_t o = (hi >> 60) ^ (hi >> 61) ^ (hi >> 63);  // bits of hi*(z^4+z^3+z+1) above z^63
-  const std::uint64_t t = hi ^ (hi << 1) ^ (hi << 3) ^ (hi << 4);
-  return lo ^ t ^ o ^ (o << 1) ^ (o << 3) ^ (o << 4);
-}
-
 struct gf_mul {
   static std::uint64_t mul(std::uint64_t a, std::uint64_t b) {
     // 4-bit windowed carry-less product: table of a * w for w < 16 (each at most 67 bits).
@@ -36,7 +29,7 @@ struct gf_mul {
       lo ^= tl[w];
       hi ^= th[w];
     }
-    return gf_reduce(lo, hi);
+    return cvqkd::reconciliation::privacy::detail::gf_reduce(lo, hi);
   }
 };
 
