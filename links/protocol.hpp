@@ -138,6 +138,8 @@ public:
 
   const round_report& report() const noexcept;
   bool finished() const noexcept;
+  /// Messages sent and not yet acknowledged by the peer (flow control: the sender pauses).
+  std::size_t unacknowledged() const noexcept;
 
   struct impl;
 

@@ -578,6 +578,14 @@ struct key_store::impl {
   }
 };
 
+namespace {
+std::unexpected<error> behind_head(const std::string& pool, pool_position from) {
+  return std::unexpected(error{errc::invalid_argument,
+                               "position " + std::to_string(from.seq) + ":" + std::to_string(from.offset) + " of link pool " +
+                                 pool + " is behind its head: those bytes were used already and are never handed out again"});
+}
+}  // namespace
+
 key_store::key_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 key_store::~key_store() = default;
 
@@ -619,49 +627,92 @@ expected<std::unique_ptr<key_store>> key_store::open(store_options options) {
 // --- link pools ------------------------------------------------------------------------------
 
 expected<append_status> key_store::append_block(const pool_id& pool, std::uint64_t seq, std::span<const std::byte> bytes) {
-  if (bytes.empty() || bytes.size() > max_block_bytes)
-    return fail(errc::invalid_argument, "a key block must hold 1.." + std::to_string(max_block_bytes) + " bytes; got " +
-                                          std::to_string(bytes.size()));
-  auto ps = impl_->pool(pool);
-  if (!ps) return std::unexpected(ps.error());
-  auto& p = **ps;
-  std::lock_guard lock(p.m);
-  if (auto r = impl_->load(p); !r) return std::unexpected(r.error());
-  std::string key = p.prefix + be64(seq);
-  if (p.next_seq && seq < *p.next_seq) {
-    auto existing = impl_->get(cf_pool, key);
-    if (!existing) return std::unexpected(existing.error());
-    if (!existing->has_value()) return append_status::stale;
-    auto h = decode_block(**existing);
-    if (!h) return std::unexpected(h.error());
-    const auto conflict = [&] {
-      return fail(errc::invalid_argument, "block " + std::to_string(seq) + " of link pool " + p.name +
-                                            " is already stored with different bytes: the two ends of the link disagree — "
-                                            "stop using this link and investigate (its post-processing or transport is faulty)");
-    };
-    if (h->block_len != bytes.size()) return conflict();
-    auto rest = impl_->crypt->open(h->sealed, block_aad(key, h->block_len, h->start));
-    if (!rest) return std::unexpected(rest.error());
-    if (!constant_time_equal(rest->bytes(), bytes.subspan(h->start))) return conflict();
-    return append_status::duplicate;
-  }
-  auto value = encode_block(*impl_->crypt, key, static_cast<std::uint32_t>(bytes.size()), 0, bytes);
-  if (!value) return std::unexpected(value.error());
-  rocksdb::WriteBatch b;
-  b.Put(impl_->cf[cf_pool], key, *value).PermitUncheckedError();
-  b.Put(impl_->cf[cf_meta], next_seq_key(p.prefix), be64(seq + 1)).PermitUncheckedError();
-  impl_->audit(b, audit_event::block_appended, p.name + "/" + std::to_string(seq), "",
-               "bits=" + std::to_string(bytes.size() * 8));
-  if (auto r = impl_->commit(b, "appending a key block"); !r) return std::unexpected(r.error());
-  p.available_bytes += bytes.size();
-  ++p.blocks;
-  p.next_seq = seq + 1;
-  if (!p.head_seq) p.head_seq = seq;
-  return append_status::appended;
+  const block_append one{pool, seq, bytes};
+  auto r = append_blocks(std::span<const block_append>(&one, 1));
+  if (!r) return std::unexpected(r.error());
+  return r->front();
 }
 
-expected<pool_take> key_store::take(const pool_id& pool, std::uint64_t n_bits) {
-  if (n_bits == 0 || n_bits % 8 != 0)
+expected<std::vector<append_status>> key_store::append_blocks(std::span<const block_append> blocks) {
+  std::vector<impl::pool_state*> states;
+  for (const auto& blk : blocks) {
+    if (blk.bytes.empty() || blk.bytes.size() > max_block_bytes)
+      return fail(errc::invalid_argument, "a key block must hold 1.." + std::to_string(max_block_bytes) +
+                                            " bytes; got " + std::to_string(blk.bytes.size()));
+    auto ps = impl_->pool(blk.pool);
+    if (!ps) return std::unexpected(ps.error());
+    if (std::find(states.begin(), states.end(), *ps) != states.end())
+      return fail(errc::invalid_argument, "append_blocks names pool " + (*ps)->name + " twice; append one block per pool");
+    states.push_back(*ps);
+  }
+  // Lock in a global order (by address) so that concurrent batches cannot deadlock.
+  std::vector<impl::pool_state*> order = states;
+  std::sort(order.begin(), order.end());
+  std::vector<std::unique_lock<std::mutex>> locks;
+  for (auto* st : order) locks.emplace_back(st->m);
+
+  std::vector<append_status> out(blocks.size(), append_status::appended);
+  rocksdb::WriteBatch b;
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    auto& p = *states[i];
+    const auto& blk = blocks[i];
+    if (auto r = impl_->load(p); !r) return std::unexpected(r.error());
+    std::string key = p.prefix + be64(blk.seq);
+    if (p.next_seq && blk.seq < *p.next_seq) {
+      auto existing = impl_->get(cf_pool, key);
+      if (!existing) return std::unexpected(existing.error());
+      if (!existing->has_value()) {
+        out[i] = append_status::stale;
+        continue;
+      }
+      auto h = decode_block(**existing);
+      if (!h) return std::unexpected(h.error());
+      const auto conflict = [&] {
+        return fail(errc::invalid_argument, "block " + std::to_string(blk.seq) + " of link pool " + p.name +
+                                              " is already stored with different bytes: the two ends of the link disagree — "
+                                              "stop using this link and investigate (its post-processing or transport is faulty)");
+      };
+      if (h->block_len != blk.bytes.size()) return conflict();
+      auto rest = impl_->crypt->open(h->sealed, block_aad(key, h->block_len, h->start));
+      if (!rest) return std::unexpected(rest.error());
+      if (!constant_time_equal(rest->bytes(), blk.bytes.subspan(h->start))) return conflict();
+      out[i] = append_status::duplicate;
+      continue;
+    }
+    auto value = encode_block(*impl_->crypt, key, static_cast<std::uint32_t>(blk.bytes.size()), 0, blk.bytes);
+    if (!value) return std::unexpected(value.error());
+    b.Put(impl_->cf[cf_pool], key, *value).PermitUncheckedError();
+    b.Put(impl_->cf[cf_meta], next_seq_key(p.prefix), be64(blk.seq + 1)).PermitUncheckedError();
+    impl_->audit(b, audit_event::block_appended, p.name + "/" + std::to_string(blk.seq), "",
+                 "bits=" + std::to_string(blk.bytes.size() * 8));
+  }
+  if (std::count(out.begin(), out.end(), append_status::appended) == 0) return out;
+  if (auto r = impl_->commit(b, "appending key blocks"); !r) return std::unexpected(r.error());
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    if (out[i] != append_status::appended) continue;
+    auto& p = *states[i];
+    p.available_bytes += blocks[i].bytes.size();
+    ++p.blocks;
+    p.next_seq = blocks[i].seq + 1;
+    if (!p.head_seq) p.head_seq = blocks[i].seq;
+  }
+  return out;
+}
+
+expected<pool_take> key_store::take(const pool_id& pool, std::uint64_t n_bits) { return take_impl(pool, n_bits, {}); }
+
+expected<pool_take> key_store::peek(const pool_id& pool, std::uint64_t n_bits) {
+  return take_impl(pool, n_bits, {}, false);
+}
+
+expected<pool_take> key_store::take_at(const pool_id& pool, pool_position from, std::uint64_t n_bits) {
+  return take_impl(pool, n_bits, from);
+}
+
+expected<pool_take> key_store::take_impl(const pool_id& pool, std::uint64_t n_bits, std::optional<pool_position> from,
+                                         bool consume) {
+  const bool positioned = from.has_value();
+  if ((n_bits == 0 && !positioned) || n_bits % 8 != 0)
     return fail(errc::invalid_argument, "take needs a positive multiple of 8 bits (the pool hands out whole bytes); got " +
                                           std::to_string(n_bits));
   auto ps = impl_->pool(pool);
@@ -674,6 +725,7 @@ expected<pool_take> key_store::take(const pool_id& pool, std::uint64_t n_bits) {
   {
     std::lock_guard lock(p.m);
     if (auto r = impl_->load(p); !r) return std::unexpected(r.error());
+    if (from && p.head_seq && pool_position{*p.head_seq, 0} > *from) return behind_head(p.name, *from);
     if (need > p.available_bytes)
       return fail(errc::insufficient_data, "link pool " + p.name + " holds " + std::to_string(p.available_bytes * 8) +
                                              " bits, " + std::to_string(n_bits) +
@@ -686,32 +738,54 @@ expected<pool_take> key_store::take(const pool_id& pool, std::uint64_t n_bits) {
     ro.iterate_upper_bound = &ub;  // seeking at the head skips the tombstones of consumed blocks
     std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cf[cf_pool]));
     rocksdb::WriteBatch b;
-    std::uint64_t got = 0;
+    std::uint64_t got = 0, burned = 0;
     std::optional<std::uint64_t> new_head;
     bool first = true;
     for (it->Seek(lower); it->Valid(); it->Next()) {
       const std::string key(as_view(it->key()));
       const std::uint64_t seq = seq_of(key);
-      if (got == need) {
+      if (got == need && !from) {
         new_head = seq;
         break;
       }
       auto h = decode_block(as_view(it->value()));
       if (!h) return std::unexpected(h.error());
+      // take_at: everything before `from` is burned (deleted unread), never handed out.
+      std::uint32_t skip = 0;
+      if (from && first) {
+        if (seq < from->seq) {
+          b.Delete(impl_->cf[cf_pool], key).PermitUncheckedError();
+          burned += h->block_len - h->start;
+          ++deleted;
+          continue;
+        }
+        if (seq > from->seq || h->start > from->offset) return behind_head(p.name, *from);
+        if (from->offset > h->block_len) return behind_head(p.name, *from);
+        skip = from->offset - h->start;
+        burned += skip;
+      }
       auto rest = impl_->crypt->open(h->sealed, block_aad(key, h->block_len, h->start));
       if (!rest) return std::unexpected(rest.error());
-      if (first) out.start = {seq, h->start};
+      const std::uint32_t start = h->start + skip;
+      if (skip == rest->size()) {  // `from` is this block's end: the take starts in the next block
+        b.Delete(impl_->cf[cf_pool], key).PermitUncheckedError();
+        ++deleted;
+        from.reset();
+        continue;
+      }
+      if (first) out.start = {seq, start};
       first = false;
-      const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(rest->size(), need - got));
-      std::memcpy(out.bytes.data() + got, rest->data(), k);
+      from.reset();
+      const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(rest->size() - skip, need - got));
+      std::memcpy(out.bytes.data() + got, rest->data() + skip, k);
       got += k;
-      const auto end_offset = static_cast<std::uint32_t>(h->start + k);
+      const auto end_offset = static_cast<std::uint32_t>(start + k);
       out.end = {seq, end_offset};
-      if (k == rest->size()) {
+      if (end_offset == h->block_len) {
         b.Delete(impl_->cf[cf_pool], key).PermitUncheckedError();
         ++deleted;
       } else {
-        auto v = encode_block(*impl_->crypt, key, h->block_len, end_offset, rest->bytes().subspan(k));
+        auto v = encode_block(*impl_->crypt, key, h->block_len, end_offset, rest->bytes().subspan(skip + k));
         if (!v) return std::unexpected(v.error());
         b.Put(impl_->cf[cf_pool], key, *v).PermitUncheckedError();
         new_head = seq;
@@ -719,6 +793,9 @@ expected<pool_take> key_store::take(const pool_id& pool, std::uint64_t n_bits) {
       }
     }
     if (auto r = check(it->status(), "reading link pool " + p.name); !r) return std::unexpected(r.error());
+    if (got != need && positioned)
+      return fail(errc::insufficient_data, "link pool " + p.name + " holds too few bits at the requested position; wait "
+                                           "for the link to produce more key");
     if (got != need)
       return fail(errc::parse_error, "link pool " + p.name + " holds fewer bytes than its index says; restore the database "
                                                              "from a backup");
@@ -726,8 +803,9 @@ expected<pool_take> key_store::take(const pool_id& pool, std::uint64_t n_bits) {
                  "bits=" + std::to_string(n_bits) + " from=" + std::to_string(out.start.seq) + ":" +
                    std::to_string(out.start.offset) + " to=" + std::to_string(out.end.seq) + ":" +
                    std::to_string(out.end.offset));
+    if (!consume) return out;
     if (auto r = impl_->commit(b, "taking key bits"); !r) return std::unexpected(r.error());
-    p.available_bytes -= need;
+    p.available_bytes -= need + burned;
     p.blocks -= deleted;
     p.head_seq = new_head;
     compact_end = p.prefix + be64(new_head ? *new_head : out.end.seq + 1);

@@ -209,12 +209,35 @@ public:
   /// different bytes (the two ends of the link disagree: stop using the link and investigate).
   expected<append_status> append_block(const pool_id& pool, std::uint64_t seq, std::span<const std::byte> bytes);
 
+  /// Stores several blocks (each in a different pool) in one synced batch: after a crash either
+  /// all of the new ones are there or none. Per block the same rules and statuses as
+  /// append_block; errors leave every pool unchanged. Errors: those of append_block, and
+  /// invalid_argument when two blocks name the same pool.
+  struct block_append {
+    pool_id pool;
+    std::uint64_t seq = 0;
+    std::span<const std::byte> bytes;
+  };
+  expected<std::vector<append_status>> append_blocks(std::span<const block_append> blocks);
+
   /// Takes the oldest n_bits (a positive multiple of 8: byte granularity) from the pool,
   /// atomically: the bytes are deleted (a partly used block is re-encrypted without its used
   /// prefix) in the same synced batch. Concurrent takers never get overlapping bytes. Errors:
   /// invalid_argument (n_bits not a positive multiple of 8), insufficient_data (the pool holds
   /// fewer bits; nothing changes).
   expected<pool_take> take(const pool_id& pool, std::uint64_t n_bits);
+
+  /// The oldest n_bits, as take() would return them, without consuming anything (for a caller
+  /// that must write the bytes elsewhere before it may delete them). Errors: as take().
+  expected<pool_take> peek(const pool_id& pool, std::uint64_t n_bits);
+
+  /// Burns every byte before `from` (deleted unread: never handed out) and takes n_bits starting
+  /// exactly at `from`, in one synced batch. For two ends that must draw the same bytes after one
+  /// of them lost track (the link engine's authentication key, the relay's incoming streams).
+  /// n_bits = 0 only burns. Errors: invalid_argument when `from` is behind the head (those bytes
+  /// are used) or n_bits is not a multiple of 8;
+  /// insufficient_data when fewer bits follow `from` (nothing changes).
+  expected<pool_take> take_at(const pool_id& pool, pool_position from, std::uint64_t n_bits);
 
   /// Available bits, block count, high-water mark and head of a pool.
   expected<pool_status> status(const pool_id& pool);
@@ -267,6 +290,8 @@ public:
 
 private:
   struct impl;
+  expected<pool_take> take_impl(const pool_id& pool, std::uint64_t n_bits, std::optional<pool_position> from,
+                                bool consume = true);
   explicit key_store(std::unique_ptr<impl> p);
   std::unique_ptr<impl> impl_;
 };

@@ -595,3 +595,60 @@ TEST_F(store_fixture, database_files_hold_no_plaintext_key_bytes) {
   }
   EXPECT_TRUE(test_support::scan_for(dir.path() / "db", needles).empty());
 }
+
+namespace cvqkd::storage {
+namespace {
+
+TEST_F(store_fixture, append_blocks_is_atomic_across_pools_and_idempotent) {
+  auto s = open_store();
+  const pool_id a{"link-x", direction::forward}, b{"link-x", direction::reverse}, c{"link-x/auth", direction::forward};
+  const auto ka = block_bytes(1, 0, 64), kb = block_bytes(2, 0, 64), kc = block_bytes(3, 0, 16);
+  std::vector<key_store::block_append> blocks{{a, 1, ka}, {b, 1, kb}, {c, 1, kc}};
+  auto r = s->append_blocks(blocks);
+  ASSERT_TRUE(r.has_value()) << to_string(r.error());
+  EXPECT_EQ((*r)[0], append_status::appended);
+  EXPECT_EQ((*r)[2], append_status::appended);
+  r = s->append_blocks(blocks);  // again: nothing changes
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ((*r)[1], append_status::duplicate);
+  EXPECT_EQ(s->status(b)->available_bits, 512u);
+  // A conflicting block anywhere in the batch refuses the whole batch.
+  const auto other = block_bytes(9, 0, 64);
+  std::vector<key_store::block_append> bad{{a, 2, ka}, {b, 1, other}};
+  EXPECT_FALSE(s->append_blocks(bad).has_value());
+  EXPECT_EQ(s->status(a)->next_seq.value_or(0), 2u) << "the good block of a refused batch must not land";
+  std::vector<key_store::block_append> twice{{a, 3, ka}, {a, 4, ka}};
+  EXPECT_EQ(s->append_blocks(twice).error().code, errc::invalid_argument);
+}
+
+TEST_F(store_fixture, take_at_burns_what_lies_before_the_position_and_peek_consumes_nothing) {
+  auto s = open_store();
+  const auto b1 = block_bytes(4, 0, 32), b2 = block_bytes(5, 0, 32);
+  ASSERT_TRUE(s->append_block(link1, 1, b1).has_value());
+  ASSERT_TRUE(s->append_block(link1, 2, b2).has_value());
+  auto p = s->peek(link1, 64);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_TRUE(std::equal(b1.begin(), b1.begin() + 8, p->bytes.bytes().begin()));
+  EXPECT_EQ(s->status(link1)->available_bits, 512u);
+  // Take 8 bytes at block 2 offset 4: block 1 and 4 bytes of block 2 are burned.
+  auto t = s->take_at(link1, pool_position{2, 4}, 64);
+  ASSERT_TRUE(t.has_value()) << to_string(t.error());
+  EXPECT_TRUE(std::equal(b2.begin() + 4, b2.begin() + 12, t->bytes.bytes().begin()));
+  EXPECT_EQ(t->start, (pool_position{2, 4}));
+  EXPECT_EQ(s->status(link1)->available_bits, 8u * 20);
+  // Behind the head: refused, nothing changes.
+  auto behind = s->take_at(link1, pool_position{2, 0}, 8);
+  ASSERT_FALSE(behind.has_value());
+  EXPECT_EQ(behind.error().code, errc::invalid_argument);
+  // More than follows the position: insufficient_data, nothing changes.
+  EXPECT_EQ(s->take_at(link1, pool_position{2, 12}, 8 * 21).error().code, errc::insufficient_data);
+  EXPECT_EQ(s->status(link1)->available_bits, 8u * 20);
+  // The state survives a reopen.
+  s.reset();
+  s = open_store();
+  EXPECT_EQ(s->status(link1)->available_bits, 8u * 20);
+  EXPECT_EQ(s->status(link1)->head, (pool_position{2, 12}));
+}
+
+}  // namespace
+}  // namespace cvqkd::storage
