@@ -12,6 +12,7 @@
 #include "node/relay_pools.hpp"
 #include "relay/node.hpp"
 #include "relay/sim/network.hpp"
+#include "relay/wire.hpp"
 #include "storage_test_support.hpp"
 #include "test_seed.hpp"
 
@@ -98,7 +99,12 @@ TEST(relay_pools, both_ends_of_a_link_draw_the_same_bytes_exactly_once) {
 class bus final : public relay::transport {
 public:
   explicit bus(relay::node_id from) : from_(std::move(from)) {}
-  void send(const relay::node_id& to, relay::message m) override { queue->push_back({from_, to, std::move(m)}); }
+  // Through the wire encoding, as between two node processes.
+  void send(const relay::node_id& to, relay::message m) override {
+    auto back = relay::decode(relay::encode(m));
+    ASSERT_TRUE(back.has_value()) << back.error().message;
+    queue->push_back({from_, to, std::move(*back)});
+  }
   struct item {
     relay::node_id from, to;
     relay::message m;
