@@ -12,6 +12,7 @@ void add_link(CLI::App& app);
 void add_profiles(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_codes(CLI::App& app);
+void add_pki(CLI::App& app);
 }  // namespace cvqkd::cli
 
 int main(int argc, char** argv) {
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
   cvqkd::cli::add_profiles(app);
   cvqkd::cli::add_bench(app);
   cvqkd::cli::add_codes(app);
+  cvqkd::cli::add_pki(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
