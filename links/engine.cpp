@@ -177,8 +177,8 @@ struct link_engine::impl {
   std::uint64_t round_floor = 0;  // Bob: the next round number must exceed this
   std::uint64_t highest_seen = 0; // Alice: the highest round number a start named
   time_point last_heard{}, last_resend{}, last_control{}, round_started{};
-  // Bob: authentication key taken for a round that never ran (reused by the next start: no tag
-  // was made with it).
+  // Bob: authentication key taken for the round being started (offered again when the start is
+  // resent; dropped when Alice answers retry, since she may have taken it).
   std::optional<std::pair<auth_position, secure_buffer>> spare_auth;
   auth_position round_auth_pos;
 
@@ -308,7 +308,10 @@ struct link_engine::impl {
     if (st.current != state::handshake) return;
     if (fatal != 0) return fail_engine("the peer refused the round: " + reason);
     round_floor = std::max(round_floor, min_round - 1);
-    st.current = state::idle;  // the next step starts over (reusing the authentication key taken)
+    // Alice may have taken the authentication key of this start before she lost the round (a
+    // restart): it is never offered again; the next start takes fresh key.
+    spare_auth.reset();
+    st.current = state::idle;
   }
 
   bool bob_step(time_point now) {
@@ -402,9 +405,14 @@ struct link_engine::impl {
     }
     auto bytes = store.take_auth(pos, round_auth_budget);
     if (!bytes) {
+      if (bytes.error().code == errc::invalid_argument) {
+        // Alice used that position already (she took it for this round before a restart, or Bob
+        // lost track): never again. Bob takes fresh key for his next start; Alice burns up to it.
+        return retry(highest_seen + 1, false, "authentication key at that position was used already");
+      }
       const bool exhausted = bytes.error().code == errc::no_secret_key;
       const auto why = exhausted ? "no authentication key left for this link: re-commission it (cvqkd pki issue --link)"
-                                 : "Bob's authentication key position is behind Alice's: " + bytes.error().message;
+                                 : "cannot take authentication key: " + bytes.error().message;
       retry(0, true, why);
       return fail_engine(why);
     }

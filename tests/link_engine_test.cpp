@@ -290,6 +290,28 @@ TEST(link_engine, a_lost_confirm_ack_is_settled_by_the_next_round) {
   h.expect_identical_pools();
 }
 
+TEST(link_engine, alice_restarting_between_her_ready_and_the_round_costs_only_authentication_key) {
+  // Alice takes the round's authentication key and answers ready; the ready is lost and Alice
+  // restarts. Bob resends the same start: its position is used at Alice now, so she asks for a
+  // retry and both move on to fresh key instead of failing.
+  const auto seed = test_support::base_seed() + 6;
+  SCOPED_TRACE(test_support::seed_note(seed));
+  harness h({}, seed);
+  h.now += 20ms;
+  (void)h.bob->engine->step(h.now);  // sends start
+  ASSERT_EQ(h.ch.to_alice.size(), 1u);
+  auto start = std::move(h.ch.to_alice.front());
+  h.ch.to_alice.clear();
+  h.alice->engine->receive(start, h.now);  // Alice takes the key, answers ready
+  h.ch.to_bob.clear();                     // ... which is lost
+  h.alice->crash();
+  h.alice->engine->peer_connected(h.now);
+  ASSERT_TRUE(h.run_until(2)) << h.bob->engine->status().last_error << " / " << h.alice->engine->status().last_error;
+  EXPECT_NE(h.alice->engine->status().current, links::engine_status::state::failed);
+  h.settle();
+  h.expect_identical_pools();
+}
+
 TEST(link_engine, bad_configuration_and_garbage_bytes_are_refused_cleanly) {
   auto c = engine_cfg(role::bob);
   c.frame_symbols = 10;
