@@ -13,6 +13,7 @@ void add_profiles(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_codes(CLI::App& app);
 void add_pki(CLI::App& app);
+void add_node(CLI::App& app);
 }  // namespace cvqkd::cli
 
 int main(int argc, char** argv) {
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   cvqkd::cli::add_bench(app);
   cvqkd::cli::add_codes(app);
   cvqkd::cli::add_pki(app);
+  cvqkd::cli::add_node(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -1,0 +1,108 @@
+// `cvqkd node --config node.toml` runs a node; `cvqkd node status --config node.toml [--json]`
+// asks the running node for its links.
+#include <fmt/format.h>
+
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "config/node_config.hpp"
+#include "node/cli_common.hpp"
+#include "node/runtime.hpp"
+
+namespace cvqkd::cli {
+namespace {
+
+struct node_options {
+  std::string config;
+  bool json = false;
+};
+
+config::node_config load(const std::string& path) {
+  if (path.empty()) usage("--config", "give the node's TOML file: --config node.toml");
+  auto c = config::load_node_config(path);
+  if (!c) fail_with(c.error());
+  return std::move(*c);
+}
+
+nlohmann::json to_json(const actors::link_status& s) {
+  nlohmann::json j = {{"link_id", s.link_id},
+                      {"peer", s.peer},
+                      {"role", s.role},
+                      {"profile", s.profile},
+                      {"health", s.health},
+                      {"reason", s.reason},
+                      {"engine_state", s.engine_state},
+                      {"peer_connected", s.peer_connected},
+                      {"round", s.round},
+                      {"committed_round", s.committed_round},
+                      {"symbols_done", s.symbols_done},
+                      {"block_symbols", s.block_symbols},
+                      {"rounds_completed", s.rounds_completed},
+                      {"rounds_aborted", s.rounds_aborted},
+                      {"key_bits_committed", s.key_bits_committed},
+                      {"pool_bits", s.pool_bits},
+                      {"malformed_messages", s.malformed_messages},
+                      {"resends", s.resends},
+                      {"restarts", s.restarts},
+                      {"rejected_messages", s.rejected_messages},
+                      {"last_error", s.last_error}};
+  if (s.has_last_round)
+    j["last_round"] = {{"outcome", s.last_round_outcome}, {"key_bits", s.last_key_bits},
+                       {"beta", s.beta},                  {"snr", s.snr},
+                       {"fer", s.fer},                    {"xi_hat", s.xi_hat},
+                       {"xi_max", s.xi_max},              {"transmittance_min", s.transmittance_min},
+                       {"seconds", s.last_round_seconds}};
+  else
+    j["last_round"] = nullptr;
+  return j;
+}
+
+void print_table(const actors::node_status& n) {
+  std::cout << fmt::format("node {}: {} link(s)\n", n.node_id, n.links.size());
+  std::cout << fmt::format("{:<16} {:<6} {:<9} {:<17} {:>6} {:>9} {:>10} {:>12} {:>10} {:>6} {:>7} {:>6} {:>8}  {}\n",
+                           "LINK", "ROLE", "HEALTH", "STATE", "ROUND", "BLOCK%", "COMMITTED", "POOL_BITS",
+                           "LAST_KEY", "BETA", "SNR", "FER", "XI_MAX", "LAST_ERROR / REASON");
+  for (const auto& s : n.links) {
+    const double progress = s.block_symbols > 0 ? 100.0 * static_cast<double>(s.symbols_done) / static_cast<double>(s.block_symbols) : 0.0;
+    const std::string note = !s.last_error.empty() ? s.last_error : s.reason;
+    if (s.has_last_round)
+      std::cout << fmt::format("{:<16} {:<6} {:<9} {:<17} {:>6} {:>8.1f}% {:>10} {:>12} {:>10} {:>6.3f} {:>7.4f} {:>6.3f} {:>8.4f}  {}\n",
+                               s.link_id, s.role, s.health, s.engine_state, s.round, progress, s.committed_round,
+                               s.pool_bits, s.last_key_bits, s.beta, s.snr, s.fer, s.xi_max, note);
+    else
+      std::cout << fmt::format("{:<16} {:<6} {:<9} {:<17} {:>6} {:>8.1f}% {:>10} {:>12} {:>10} {:>6} {:>7} {:>6} {:>8}  {}\n",
+                               s.link_id, s.role, s.health, s.engine_state, s.round, progress, s.committed_round,
+                               s.pool_bits, "-", "-", "-", "-", "-", note);
+  }
+}
+
+}  // namespace
+
+void add_node(CLI::App& app) {
+  auto o = std::make_shared<node_options>();
+  auto* node = app.add_subcommand("node", "run a QKD node (its links, key store and inter-node channel) until SIGTERM");
+  node->add_option("--config", o->config, "the node's TOML file");
+  auto* status = node->add_subcommand("status", "ask the running node for the state of its links");
+  status->add_option("--config", o->config, "the node's TOML file")->required();
+  status->add_flag("--json", o->json, "print JSON");
+  status->callback([o] {
+    const auto c = load(o->config);
+    auto s = node::fetch_status(c);
+    if (!s) fail_with(s.error());
+    if (o->json) {
+      nlohmann::json j = {{"node_id", s->node_id}, {"links", nlohmann::json::array()}};
+      for (const auto& l : s->links) j["links"].push_back(to_json(l));
+      print_json(j);
+    } else {
+      print_table(*s);
+    }
+  });
+  node->callback([o, status] {
+    if (status->parsed()) return;
+    const auto c = load(o->config);
+    if (auto ok = node::run_node(c); !ok) fail_with(ok.error());
+  });
+}
+
+}  // namespace cvqkd::cli

@@ -1,0 +1,242 @@
+#include "node/runtime.hpp"
+
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/publish.hpp>
+#include <caf/openssl/remote_actor.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/link_actor.hpp"
+#include "actors/node_actors.hpp"
+#include "actors/system.hpp"
+#include "node/link_store.hpp"
+#include "node/pki/pki.hpp"
+#include "storage/key_store.hpp"
+
+namespace cvqkd::node {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// CAF's TLS settings; refuses missing files, since CAF would silently run without TLS.
+expected<void> configure_tls(caf::actor_system_config& cfg, const config::node_config& c) {
+  for (const auto& [what, path] : {std::pair{"pki.ca", c.ca}, {"pki.certificate", c.certificate}, {"pki.key", c.key}}) {
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec))
+      return fail(errc::config_error,
+                  fmt::format("{}: {} = {} does not exist; the inter-node channel runs only over TLS: create the PKI "
+                              "with `cvqkd pki init` and point [pki] at it",
+                              c.source.string(), what, path.string()));
+  }
+  cfg.load<caf::io::middleman>();
+  cfg.load<caf::openssl::manager>();
+  cfg.openssl_certificate = c.certificate.string();
+  cfg.openssl_key = c.key.string();
+  cfg.openssl_cafile = c.ca.string();
+  actors::add_message_types(cfg);
+  return {};
+}
+
+expected<actors::node_identity> make_identity(const config::node_config& c) {
+  auto pem = pki::read_file_text(c.certificate);
+  if (!pem) return std::unexpected(pem.error());
+  auto self = pki::verify_certificate(c.ca, *pem);
+  if (!self)
+    return fail(errc::config_error, fmt::format("{}: this node's certificate {} does not verify: {}", c.source.string(),
+                                                c.certificate.string(), self.error().message));
+  if (self->common_name != c.id || self->role != pki::role_node)
+    return fail(errc::config_error,
+                fmt::format("{}: certificate {} is CN={}, OU={}, but node.id is '{}' (expected OU={}); use the "
+                            "certificate issued for this node",
+                            c.source.string(), c.certificate.string(), self->common_name, self->role, c.id,
+                            pki::role_node));
+  actors::node_identity id;
+  id.node_id = c.id;
+  id.certificate_pem = *pem;
+  id.sign = [key = c.key](std::span<const std::byte> m) { return pki::sign(key, m); };
+  id.verify_node_certificate = [ca = c.ca](const std::string& cert) -> expected<std::string> {
+    auto s = pki::verify_certificate(ca, cert);
+    if (!s) return std::unexpected(s.error());
+    if (s->role != pki::role_node)
+      return fail(errc::config_error, fmt::format("certificate of '{}' has role {}, expected {}", s->common_name,
+                                                  s->role, pki::role_node));
+    return s->common_name;
+  };
+  id.verify_signature = [](const std::string& cert, std::span<const std::byte> m, std::span<const std::byte> sig) {
+    return pki::verify_signature(cert, m, sig);
+  };
+  return id;
+}
+
+hw::simulator_config simulator_of(const config::link_config& l) {
+  hw::simulator_config s;
+  s.profile = l.profile;
+  s.transmittance = l.transmittance();
+  s.seed = l.seed;
+  if (l.attack.type == config::link_attack::kind::intercept_resend) {
+    s.eve = {hw::eavesdropper::kind::intercept_resend, l.attack.parameter};
+  } else if (l.attack.type == config::link_attack::kind::entangling_cloner && s.transmittance < 1.0) {
+    // xi_E = (1 - T)(W - 1)/T for Eve's EPR variance W (hw/simulator.hpp), solved for W.
+    const double t = s.transmittance;
+    s.eve = {hw::eavesdropper::kind::entangling_cloner, 1.0 + l.attack.parameter * t / (1.0 - t)};
+  }
+  return s;
+}
+
+links::engine_config engine_of(const config::node_config& c, const config::link_config& l) {
+  links::engine_config e;
+  e.link_id = l.id;
+  e.self = l.role == config::link_role::alice ? links::role::alice : links::role::bob;
+  e.round.n_symbols = l.block_symbols;
+  e.round.n_pe = l.n_pe();
+  e.round.profile = l.profile;
+  e.round.model = c.model;
+  e.round.eps = security::epsilons{.pe = c.eps_pe, .smooth = c.eps_smooth, .pa = c.eps_pa};
+  e.round.beta_target = l.beta;
+  e.round.short_codes = l.short_codes;
+  e.round.max_iterations = l.max_iterations;
+  e.frame_symbols = l.frame_symbols;
+  e.pool_max_bits = l.pool_max_bits;
+  return e;
+}
+
+actors::link_summary summary_of(const config::link_config& l) {
+  return {l.id, l.peer, std::string(config::to_string(l.role)), l.profile_name, l.block_symbols};
+}
+
+}  // namespace
+
+expected<void> run_node(const config::node_config& c) {
+  // Every thread CAF starts inherits this mask, so the signals reach only sigwait below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  spdlog::set_level(spdlog::level::from_str(c.log_level));
+
+  caf::actor_system_config cfg;
+  if (auto ok = configure_tls(cfg, c); !ok) return ok;
+  auto identity = make_identity(c);
+  if (!identity) return std::unexpected(identity.error());
+
+  std::error_code ec;
+  if (!fs::exists(c.kek_file, ec)) {
+    if (auto made = storage::create_kek_file(c.kek_file); !made) return made;
+    spdlog::info("node {}: created a new key-encryption key {}", c.id, c.kek_file.string());
+  }
+  storage::store_options so;
+  so.directory = c.storage;
+  so.kek_file = c.kek_file;
+  so.node_id = c.id;
+  auto opened = storage::key_store::open(std::move(so));
+  if (!opened) return std::unexpected(opened.error());
+  // Declared before the actor system: destroyed after every actor that uses it.
+  std::unique_ptr<storage::key_store> store = std::move(*opened);
+
+  caf::actor_system sys{cfg};
+  std::vector<actors::link_summary> summaries;
+  for (const auto& l : c.links) summaries.push_back(summary_of(l));
+
+  actors::supervisor_config sc;
+  sc.node_id = c.id;
+  sc.links = summaries;
+  sc.spawn = [&c, &store, id = *identity](caf::actor_system& s, const std::string& link_id,
+                                          actors::supervisor_actor supervisor) -> actors::link_actor {
+    const auto* l = c.find_link(link_id);
+    actors::link_actor_config lc;
+    lc.summary = summary_of(*l);
+    lc.peer_host = l->peer_address.host;
+    lc.peer_port = l->peer_address.port;
+    lc.identity = id;
+    lc.supervisor = std::move(supervisor);
+    lc.make_parts = [&c, l, st = store.get()]() -> expected<actors::link_parts> {
+      actors::link_parts p;
+      // The secret is needed on the first open only (later opens ignore it), so a missing file is
+      // an error only if the key store does not know the link yet.
+      auto secret = pki::read_link_secret(c.secrets, l->id);
+      auto state = open_link_state(*st, l->id, secret ? secret->bytes() : std::span<const std::byte>{});
+      if (!state) {
+        if (!secret) return std::unexpected(secret.error());
+        return std::unexpected(state.error());
+      }
+      p.store = std::move(*state);
+      auto hw = links::simulated_hardware::create(
+        l->role == config::link_role::alice ? links::role::alice : links::role::bob, simulator_of(*l));
+      if (!hw) return std::unexpected(hw.error());
+      p.hardware = std::move(*hw);
+      p.rng = std::make_unique<system_random>();
+      p.engine = engine_of(c, *l);
+      return p;
+    };
+    lc.dial = [&s](const std::string& host, std::uint16_t port) {
+      return caf::openssl::remote_actor<actors::node_endpoint_actor>(s, host, port);
+    };
+    return actors::spawn_link(s, std::move(lc), true);
+  };
+  auto supervisor = actors::spawn_supervisor(sys, std::move(sc));
+  actors::endpoint_config epc;
+  epc.identity = *identity;
+  epc.links = summaries;
+  auto endpoint = actors::spawn_endpoint(sys, std::move(epc), supervisor);
+
+  auto shutdown_actors = [&] {
+    caf::anon_send_exit(endpoint, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(supervisor, caf::exit_reason::user_shutdown);
+  };
+  auto port = caf::openssl::publish(caf::actor_cast<actors::node_endpoint_actor>(endpoint), c.listen.port,
+                                    c.listen.host.c_str(), true);
+  if (!port) {
+    shutdown_actors();
+    return fail(errc::io_error, fmt::format("{}: cannot listen on node.listen = {}: {}; is another node running there?",
+                                            c.source.string(), c.listen.to_string(), sys.render(port.error())));
+  }
+  spdlog::info("node {}: listening on {}:{} (TLS), {} link(s)", c.id, c.listen.host, *port, c.links.size());
+  caf::anon_send(supervisor, actors::start_atom_v, endpoint);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("node {}: {} received, stopping", c.id, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  {
+    caf::scoped_actor self{sys};
+    self->request(supervisor, std::chrono::seconds(8), actors::stop_atom_v)
+      .receive([](bool) {}, [&](caf::error& e) { spdlog::warn("node {}: stop: {}", c.id, sys.render(e)); });
+  }
+  // Give the middleman a moment to deliver the links' abort messages to the peers.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  shutdown_actors();
+  spdlog::info("node {}: stopped", c.id);
+  return {};
+}
+
+expected<actors::node_status> fetch_status(const config::node_config& c, std::chrono::milliseconds timeout) {
+  caf::actor_system_config cfg;
+  if (auto ok = configure_tls(cfg, c); !ok) return std::unexpected(ok.error());
+  caf::actor_system sys{cfg};
+  auto ep = caf::openssl::remote_actor<actors::node_endpoint_actor>(sys, c.listen.host, c.listen.port);
+  if (!ep)
+    return fail(errc::io_error, fmt::format("cannot reach node {} at {}: {}; is `cvqkd node --config {}` running?", c.id,
+                                            c.listen.to_string(), sys.render(ep.error()), c.source.string()));
+  expected<actors::node_status> result = fail(errc::io_error, "no answer");
+  caf::scoped_actor self{sys};
+  self->request(*ep, timeout, actors::status_atom_v)
+    .receive([&](actors::node_status& s) { result = std::move(s); },
+             [&](caf::error& e) {
+               result = fail(errc::io_error, fmt::format("node {} did not answer the status request: {}", c.id,
+                                                         sys.render(e)));
+             });
+  return result;
+}
+
+}  // namespace cvqkd::node
