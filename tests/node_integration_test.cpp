@@ -104,7 +104,7 @@ bool wait_committed(const fs::path& a, const fs::path& b, long target, std::chro
   const auto end = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < end) {
     if (committed(a) >= target && committed(b) >= target) return true;
-    std::this_thread::sleep_for(500ms);
+    std::this_thread::sleep_for(2s);
   }
   return false;
 }
