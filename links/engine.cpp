@@ -177,6 +177,7 @@ struct link_engine::impl {
   std::uint64_t round_floor = 0;  // Bob: the next round number must exceed this
   std::uint64_t highest_seen = 0; // Alice: the highest round number a start named
   time_point last_heard{}, last_resend{}, last_control{}, round_started{};
+  unsigned silent_resends = 0;  // probes since the peer was last heard (doubles the interval)
   // Bob: authentication key taken for the round being started (offered again when the start is
   // resent; dropped when Alice answers retry, since she may have taken it).
   std::optional<std::pair<auth_position, secure_buffer>> spare_auth;
@@ -456,9 +457,14 @@ struct link_engine::impl {
       finish_round(now);
       return true;
     }
-    if (now - last_heard >= cfg.resend_after && now - last_resend >= cfg.resend_after) {
-      end->retransmit();
+    // A silent peer is usually busy decoding, not missing anything: probe with the oldest
+    // unacknowledged message, at intervals that double while nothing is heard (bounded), instead
+    // of flooding the channel with every message each time (peer_connected resends all).
+    const auto interval = cfg.resend_after * (std::int64_t{1} << std::min<unsigned>(silent_resends, 6));
+    if (now - last_heard >= cfg.resend_after && now - last_resend >= interval) {
+      end->retransmit(1);
       last_resend = now;
+      ++silent_resends;
       ++st.resends;
     }
     return false;
@@ -513,6 +519,7 @@ struct link_engine::impl {
         return;  // stale or foreign
       }
       last_heard = now;
+      silent_resends = 0;
       if (cfg.self == role::alice && e->type == msg_type::sift) {
         if (auto first = sift_first_symbol(*e)) alice_emit_through(*first);
         if (!end) return;

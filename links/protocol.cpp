@@ -705,11 +705,14 @@ expected<void> link_end::end_of_block() {
 
 void link_end::receive(const envelope& e) { impl_->receive(e); }
 
-void link_end::retransmit() {
+void link_end::retransmit(std::size_t max_messages) {
+  std::size_t sent = 0;
   for (auto e : impl_->sent) {
+    if (sent == max_messages) break;
     if (e.seq < impl_->peer_ack) continue;
     e.ack = impl_->next_expected;
     impl_->out.send(e);
+    ++sent;
   }
 }
 

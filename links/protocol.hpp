@@ -27,6 +27,7 @@
 // material. Known limit: Alice releases her key on sending confirm_ack; if that last message is
 // lost for good, Bob's end never completes (the key store's commit protocol must settle it).
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -131,8 +132,10 @@ public:
   expected<void> end_of_block();
   /// Delivers a message from the peer (any order, duplicates allowed).
   void receive(const envelope& e);
-  /// Resends what the peer has not acknowledged (call on a timeout).
-  void retransmit();
+  /// Resends the oldest `max_messages` messages the peer has not acknowledged (all by default:
+  /// after a reconnect; a probe of one on a timeout, since the oldest is the one a peer that lost
+  /// something is waiting for).
+  void retransmit(std::size_t max_messages = SIZE_MAX);
   /// Aborts the round locally and tells the peer.
   void abort(const std::string& reason);
 
