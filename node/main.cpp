@@ -14,6 +14,7 @@ void add_bench(CLI::App& app);
 void add_codes(CLI::App& app);
 void add_pki(CLI::App& app);
 void add_node(CLI::App& app);
+void add_network(CLI::App& app);
 }  // namespace cvqkd::cli
 
 int main(int argc, char** argv) {
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   cvqkd::cli::add_codes(app);
   cvqkd::cli::add_pki(app);
   cvqkd::cli::add_node(app);
+  cvqkd::cli::add_network(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
