@@ -369,7 +369,7 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_pointer self, sup
       for (auto& [id, e] : st.links) {
         if (!e.alive) continue;
         auto target = e.actor;
-        self->request(target, st.cfg.stop_timeout, stop_atom_v)
+        self->request<caf::message_priority::high>(target, st.cfg.stop_timeout, stop_atom_v)
           .then([](bool) {},
                 [self, target, id = id](caf::error& err) {
                   spdlog::warn("supervisor {}: link {} did not stop ({}); killing it", self->state.cfg.node_id, id,

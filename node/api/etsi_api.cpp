@@ -19,7 +19,7 @@ api_result<json> parse_object(std::string_view body, std::string_view what) {
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number beyond double (1e999)
     return refuse_400("malformed JSON in the request body; send a " + std::string(what) + " object", {{"parse_error", e.what()}});
   }
   if (!j.is_object()) return refuse_400("the request body shall be a JSON object (" + std::string(what) + ")");
@@ -173,7 +173,7 @@ std::string render_status(const status_info& s) {
               {"max_key_count", s.max_key_count},       {"max_key_per_request", s.max_key_per_request},
               {"max_key_size", s.max_key_size},         {"min_key_size", s.min_key_size},
               {"max_SAE_ID_count", s.max_sae_id_count}}
-      .dump();
+      .dump(-1, ' ', false, json::error_handler_t::replace);  // SAE IDs come from the (percent-decoded) path
 }
 
 http_response render_keys(key_container& keys) {
@@ -220,7 +220,9 @@ http_response render_refusal(const api_refusal& r) {
     for (const auto& [k, v] : r.details) d.push_back(json{{k, v}});
     j["details"] = std::move(d);
   }
-  out.body = j.dump();
+  // Messages and details echo client bytes (query names and values, path segments, JSON parser
+  // errors), which need not be UTF-8: replace invalid sequences with U+FFFD instead of throwing.
+  out.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
   return out;
 }
 

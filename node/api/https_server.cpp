@@ -80,7 +80,9 @@ std::string_view http_request::param(std::string_view name) const {
 http_response json_error(unsigned status, std::string_view message) {
   http_response r;
   r.status = status;
-  r.body = nlohmann::json{{"message", message}}.dump();
+  // The message may echo the raw request path, whose bytes need not be UTF-8 (Beast accepts any
+  // byte >= 0x80): replace invalid sequences rather than throw out of dispatch (that terminated the server).
+  r.body = nlohmann::json{{"message", message}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 

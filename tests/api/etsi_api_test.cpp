@@ -222,6 +222,53 @@ TEST(EtsiRender, KeyContainerIsBase64AndSensitive) {
   EXPECT_EQ(api::render_keys(none).body, R"({"keys":[]})");
 }
 
+// Found by tests/fuzz/etsi_request_fuzzer: refusals echo client bytes (query names and values,
+// JSON parser errors) that need not be UTF-8; rendering them threw nlohmann's type_error 316, and
+// the request got the router's 503 "internal error" instead of its 400.
+TEST(EtsiRender, RefusalsEchoingNonUtf8BytesStayJson) {
+  std::vector<api::api_refusal> refusals;
+  auto q = api::parse_dec_keys_query({{"key_ID", "\xff\xfe"}});
+  ASSERT_FALSE(q);
+  refusals.push_back(q.error());
+  auto n = api::parse_enc_keys_query({{"\xb0$}", "1"}});  // the fuzzer's input
+  ASSERT_FALSE(n);
+  refusals.push_back(n.error());
+  auto b = api::parse_enc_keys_body("{\"number\": \xff}");
+  ASSERT_FALSE(b);
+  EXPECT_TRUE(b.error().message.starts_with("malformed JSON")) << b.error().message;
+  refusals.push_back(b.error());
+  for (const auto& r : refusals) {
+    api::http_response res;
+    ASSERT_NO_THROW(res = api::render_refusal(r)) << r.message;
+    EXPECT_EQ(res.status, 400u);
+    json j;
+    ASSERT_NO_THROW(j = json::parse(res.body)) << res.body;
+    EXPECT_TRUE(j.at("message").is_string());
+    ASSERT_EQ(j.at("details").size(), r.details.size());
+  }
+  // Invalid bytes become U+FFFD.
+  EXPECT_EQ(json::parse(api::render_refusal(n.error()).body).at("message"),
+            "unknown query parameter \xef\xbf\xbd$} (enc_keys takes number and size)");
+  const auto j = json::parse(api::render_refusal(q.error()).body);
+  EXPECT_EQ(j["details"][0]["key_ID"], "\xef\xbf\xbd\xef\xbf\xbd is not a UUID");
+}
+
+// Found by tests/fuzz/etsi_request_fuzzer: a number beyond double's range made nlohmann throw
+// out_of_range (not parse_error), which escaped the parse functions (the router answered 503).
+TEST(EtsiParse, NumbersBeyondDoubleAreMalformedJson) {
+  for (const char* body : {R"({"e": 21e563})", R"({"number": 1e999})", R"({"size": -1e400})"}) {
+    api::api_result<api::enc_keys_params> r;
+    ASSERT_NO_THROW(r = api::parse_enc_keys_body(body)) << body;
+    ASSERT_FALSE(r) << body;
+    EXPECT_EQ(r.error().status, api::http_status::bad_request);
+    EXPECT_TRUE(r.error().message.starts_with("malformed JSON")) << r.error().message;
+  }
+  api::api_result<std::vector<std::string>> d;
+  ASSERT_NO_THROW(d = api::parse_dec_keys_body(R"({"key_IDs": [{"key_ID": "x", "key_ID_extension": {"n": 1e999}}]})"));
+  ASSERT_FALSE(d);
+  EXPECT_TRUE(d.error().message.starts_with("malformed JSON")) << d.error().message;
+}
+
 // --- router -------------------------------------------------------------------------------
 
 TEST(Router, MatchesMethodsRolesAndParams) {
@@ -261,6 +308,28 @@ TEST(Router, MatchesMethodsRolesAndParams) {
   EXPECT_EQ(rt.dispatch(r).status, 404u);
   r.path = "/nothing";
   EXPECT_EQ(rt.dispatch(r).status, 404u);
+}
+
+// Found by tests/fuzz/etsi_request_fuzzer: a 404 or 405 for a path with bytes that are not UTF-8
+// (Beast accepts any byte >= 0x80 in a request target) threw out of dispatch, on the server's
+// handler pool, outside the handler's try: the process terminated.
+TEST(Router, NonUtf8PathsGetJson404And405) {
+  api::router rt;
+  ASSERT_TRUE(rt.add("GET", "/a/{x}", "", [](const api::http_request&) { return api::http_response{}; }));
+  api::http_request r;
+  r.peer = {"alice", "role1"};
+  r.method = "GET";
+  r.path = "/\xff\xfe";
+  api::http_response nf;
+  ASSERT_NO_THROW(nf = rt.dispatch(r));
+  EXPECT_EQ(nf.status, 404u);
+  EXPECT_EQ(json::parse(nf.body).at("message"), "no such resource: /\xef\xbf\xbd\xef\xbf\xbd");
+  r.method = "POST";
+  r.path = "/a/\xc3";
+  api::http_response na;
+  ASSERT_NO_THROW(na = rt.dispatch(r));
+  EXPECT_EQ(na.status, 405u);
+  EXPECT_TRUE(json::accept(na.body)) << na.body;
 }
 
 // --- two KMEs -----------------------------------------------------------------------------
@@ -544,6 +613,22 @@ TEST_F(TwoKmes, HttpsRefusesBadClients) {
   auto nf = exchange(port, {c.at("sae_a1").cert.string(), c.at("sae_a1").key.string(), ca}, {get("/api/v2/nothing")});
   ASSERT_TRUE(nf.at(0).ok);
   EXPECT_EQ(nf[0].status, 404);
+}
+
+// Found by tests/fuzz/etsi_request_fuzzer: targets with bytes that are not UTF-8 are answered
+// (404, 400) and the server keeps serving (the 404 used to terminate the process).
+TEST_F(TwoKmes, HttpsAnswersNonUtf8Targets) {
+  const auto& c = net_->clients;
+  tls_client a1{c.at("sae_a1").cert.string(), c.at("sae_a1").key.string(), net_->ca_cert.string()};
+  auto replies = exchange(net_->a.server->port(), a1,
+                          {get("/api/v1/\xff\xfe"), get("/api/v1/keys/sae_b1/dec_keys?key_ID=%FF"),
+                           get("/api/v1/keys/sae_b1/status")});
+  ASSERT_EQ(replies.size(), 3u);
+  for (const auto& r : replies) ASSERT_TRUE(r.ok) << r.failure;
+  EXPECT_EQ(replies[0].status, 404) << replies[0].body;
+  EXPECT_EQ(replies[1].status, 400) << replies[1].body;
+  EXPECT_EQ(json::parse(replies[1].body).at("message"), "one or more keys specified are not found on KME");
+  EXPECT_EQ(replies[2].status, 200);
 }
 
 TEST(HttpsServer, ExtraRoutesAndGracefulStop) {
