@@ -419,14 +419,37 @@ TEST(RateSelection, MeetsTheRequestedBetaAcrossTheRange) {
       }
     }
   }
-  // the three operating points each get the family designed for them, with a full-length frame
+  // the operating points (and the 7 dB metro links, SNR 0.32) each get the family designed for them,
+  // with a full-length frame: no other family offering that rate is predicted by GA-DE to do better
   for (const auto& [snr, beta, name] : {std::tuple{0.029, 0.95, "pbrl-r0.02"}, std::tuple{0.161, 0.93, "pbrl-r0.10"},
-                                        std::tuple{0.5, 0.93, "pbrl-r0.27"}}) {
+                                        std::tuple{0.32, 0.93, "pbrl-r0.19"}, std::tuple{0.5, 0.93, "pbrl-r0.27"}}) {
     auto c = ldpc::select_rate(snr, beta);
     ASSERT_TRUE(c) << c.error().message;
     EXPECT_EQ(c->family->name, name) << "snr " << snr;
     const double n = double(c->family->proto.core_cols) * c->lifting + double(c->extension_checks);
     EXPECT_GE(n, 1e6) << "snr " << snr;
+    for (const auto& f : ldpc::code_families())  // no other family offering the rate is predicted to do better
+      if (f.min_rate() <= c->rate && c->rate <= f.max_rate()) {
+        EXPECT_LE(f.ga_beta(c->rate), c->family->ga_beta(c->rate)) << f.name;
+      }
+  }
+  // ga_curve holds the GA-DE thresholds it claims (4-point fading: within 2 % of the 16-point values)
+  for (const auto& fam : ldpc::code_families()) {
+    SCOPED_TRACE(std::string(fam.name));
+    ASSERT_FALSE(fam.ga_curve.empty());
+    ldpc::de_options o;
+    o.fading_points = 4;
+    const auto& g = fam.ga_curve[fam.ga_curve.size() / 2];
+    EXPECT_TRUE(ldpc::ga_converges(fam.base, g.extension_rows, g.snr * 1.02, o));
+    EXPECT_FALSE(ldpc::ga_converges(fam.base, g.extension_rows, g.snr * 0.98, o));
+    for (std::size_t i = 1; i < fam.ga_curve.size(); ++i)
+      EXPECT_LT(fam.ga_curve[i - 1].extension_rows, fam.ga_curve[i].extension_rows);
+  }
+  // high rates go to the high-rate family, not to a low-rate one punctured far from its design point
+  for (double rate : {0.3, 0.45, 0.6}) {
+    auto c = ldpc::select_rate(std::pow(2.0, 2 * rate / 0.9) - 1, 0.9);
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_EQ(c->family->name, "pbrl-r0.27") << "rate " << rate;
   }
   EXPECT_FALSE(ldpc::select_rate(-1, 0.95));
   EXPECT_FALSE(ldpc::select_rate(0.1, 1.2));

@@ -11,11 +11,19 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/error.hpp"
 #include "reconciliation/ldpc/qc_code.hpp"
 
 namespace cvqkd::reconciliation::ldpc {
+
+/// One point of a family's GA-DE threshold curve: with `extension_rows` base extension rows (rate
+/// base.rate(1, extension_rows)) density evolution converges above `snr` (16-point fading quadrature).
+struct ga_point {
+  std::uint32_t extension_rows;
+  double snr;
+};
 
 struct code_family {
   std::string_view name;
@@ -28,11 +36,16 @@ struct code_family {
   double ga_threshold_snr;      // GA-DE threshold with all extension rows, MDR d = 8 fading included
   std::uint32_t design_extension_rows;  // base extension rows at the design rate (the search's target)
   double design_threshold_snr;          // GA-DE threshold there (16-point fading quadrature)
+  std::vector<ga_point> ga_curve;       // GA thresholds at several rates, fewest extension rows first
   /// Rate at the design point (base protograph with design_extension_rows extension rows).
   double design_rate() const noexcept { return base.rate(1, design_extension_rows); }
   /// Rate with all extension rows (the lowest rate) and with the first one only (the highest).
   double min_rate() const noexcept { return proto.rate(1, proto.extension_rows.size()); }
   double max_rate() const noexcept { return proto.rate(1, 1); }
+  /// The efficiency beta = R / capacity(threshold) that GA-DE predicts at `rate`: linear interpolation of
+  /// ga_curve in the rate; above its highest rate the first segment's decline continues, below its lowest
+  /// the end value is held. Used to rank the families that all offer `rate`.
+  double ga_beta(double rate) const noexcept;
 };
 
 /// All shipped families, lowest rate first.
@@ -53,8 +66,9 @@ struct rate_choice {
 
 /// Chooses the family and the number of extension checks giving the lowest rate R >= target_beta *
 /// capacity(snr), so that beta = R / C meets the target (to within one check in n). Among the families
-/// that reach R, the one truncated least (nearest its design rate) is taken. `short_block` picks the CI
-/// member. Errors: invalid_argument when snr <= 0, target_beta is outside (0, 1), or no family reaches R.
+/// that reach R, the one with the highest GA-predicted efficiency there (code_family::ga_beta) is taken,
+/// i.e. the one whose threshold lies furthest below snr. `short_block` picks the CI member. Errors:
+/// invalid_argument when snr <= 0, target_beta is outside (0, 1), or no family reaches R.
 expected<rate_choice> select_rate(double snr, double target_beta, bool short_block = false);
 
 /// The code of `family` at a given rate: the most extension checks whose rate is still >= `rate`, rounded
