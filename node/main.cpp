@@ -15,6 +15,7 @@ void add_codes(CLI::App& app);
 void add_pki(CLI::App& app);
 void add_node(CLI::App& app);
 void add_network(CLI::App& app);
+void add_ctl(CLI::App& app);
 }  // namespace cvqkd::cli
 
 int main(int argc, char** argv) {
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   cvqkd::cli::add_pki(app);
   cvqkd::cli::add_node(app);
   cvqkd::cli::add_network(app);
+  cvqkd::cli::add_ctl(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
