@@ -9,6 +9,7 @@
 #include "config/node_config.hpp"
 #include "node/cli_common.hpp"
 #include "node/runtime.hpp"
+#include "node/services.hpp"
 
 namespace cvqkd::cli {
 namespace {
@@ -23,39 +24,6 @@ config::node_config load(const std::string& path) {
   auto c = config::load_node_config(path);
   if (!c) fail_with(c.error());
   return std::move(*c);
-}
-
-nlohmann::json to_json(const actors::link_status& s) {
-  nlohmann::json j = {{"link_id", s.link_id},
-                      {"peer", s.peer},
-                      {"role", s.role},
-                      {"profile", s.profile},
-                      {"health", s.health},
-                      {"reason", s.reason},
-                      {"engine_state", s.engine_state},
-                      {"peer_connected", s.peer_connected},
-                      {"round", s.round},
-                      {"committed_round", s.committed_round},
-                      {"symbols_done", s.symbols_done},
-                      {"block_symbols", s.block_symbols},
-                      {"rounds_completed", s.rounds_completed},
-                      {"rounds_aborted", s.rounds_aborted},
-                      {"key_bits_committed", s.key_bits_committed},
-                      {"pool_bits", s.pool_bits},
-                      {"malformed_messages", s.malformed_messages},
-                      {"resends", s.resends},
-                      {"restarts", s.restarts},
-                      {"rejected_messages", s.rejected_messages},
-                      {"last_error", s.last_error}};
-  if (s.has_last_round)
-    j["last_round"] = {{"outcome", s.last_round_outcome}, {"key_bits", s.last_key_bits},
-                       {"beta", s.beta},                  {"snr", s.snr},
-                       {"fer", s.fer},                    {"xi_hat", s.xi_hat},
-                       {"xi_max", s.xi_max},              {"transmittance_min", s.transmittance_min},
-                       {"seconds", s.last_round_seconds}};
-  else
-    j["last_round"] = nullptr;
-  return j;
 }
 
 void print_table(const actors::node_status& n) {
@@ -91,9 +59,7 @@ void add_node(CLI::App& app) {
     auto s = node::fetch_status(c);
     if (!s) fail_with(s.error());
     if (o->json) {
-      nlohmann::json j = {{"node_id", s->node_id}, {"links", nlohmann::json::array()}};
-      for (const auto& l : s->links) j["links"].push_back(to_json(l));
-      print_json(j);
+      print_json(node::to_json(*s));  // the same JSON as the admin API's /admin/status
     } else {
       print_table(*s);
     }
