@@ -777,7 +777,7 @@ expected<pool_take> key_store::take_impl(const pool_id& pool, std::uint64_t n_bi
       first = false;
       from.reset();
       const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(rest->size() - skip, need - got));
-      std::memcpy(out.bytes.data() + got, rest->data() + skip, k);
+      if (k > 0) std::memcpy(out.bytes.data() + got, rest->data() + skip, k);  // k == 0: a burn-only take_at
       got += k;
       const auto end_offset = static_cast<std::uint32_t>(start + k);
       out.end = {seq, end_offset};

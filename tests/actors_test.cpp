@@ -104,7 +104,9 @@ link_actor::behavior_type mock_link(mock_link_pointer self, std::string link_id,
   };
 }
 
-supervisor_actor::behavior_type mock_supervisor(supervisor_actor::pointer) {
+// The unused argument: CAF 0.17 stores a spawn's arguments in a shared_ptr<tuple<...>> and binds a
+// reference through it even when there are none (a null pointer UBSan rejects).
+supervisor_actor::behavior_type mock_supervisor(supervisor_actor::pointer, int) {
   return {
     [](start_atom, node_endpoint_local_actor) {},
     [](link_status&) {},
@@ -125,7 +127,7 @@ std::uint64_t counter(fixture& f, const node_endpoint_local_actor& ep, const std
 
 TEST(actors_endpoint, rejects_link_bytes_before_a_verified_hello_then_forwards) {
   fixture f;
-  auto sup = f.sys.spawn(mock_supervisor);
+  auto sup = f.sys.spawn(mock_supervisor, 0);
   endpoint_config cfg;
   cfg.identity = mock_identity("alice-node");
   cfg.links = {{"L1", "bob-node", "alice", "highrate_metro", 1000000}};
