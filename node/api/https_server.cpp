@@ -71,6 +71,21 @@ bool is_param(const std::string& seg) { return seg.size() > 2 && seg.front() == 
 
 }  // namespace
 
+std::vector<std::pair<std::string, std::string>> parse_query(std::string_view rest) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!rest.empty()) {
+    const auto amp = rest.find('&');
+    const auto part = rest.substr(0, amp);
+    if (!part.empty()) {
+      const auto eq = part.find('=');
+      out.emplace_back(percent_decode(part.substr(0, eq)),
+                       eq == std::string_view::npos ? std::string{} : percent_decode(part.substr(eq + 1)));
+    }
+    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+  }
+  return out;
+}
+
 std::string_view http_request::param(std::string_view name) const {
   for (const auto& [k, v] : params)
     if (k == name) return v;
@@ -264,19 +279,7 @@ private:
     const std::string_view target(req.target().data(), req.target().size());
     const auto q = target.find('?');
     r.path = std::string(target.substr(0, q));
-    if (q != std::string_view::npos) {
-      std::string_view rest = target.substr(q + 1);
-      while (!rest.empty()) {
-        const auto amp = rest.find('&');
-        const auto part = rest.substr(0, amp);
-        if (!part.empty()) {
-          const auto eq = part.find('=');
-          r.query.emplace_back(percent_decode(part.substr(0, eq)),
-                               eq == std::string_view::npos ? std::string{} : percent_decode(part.substr(eq + 1)));
-        }
-        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
-      }
-    }
+    if (q != std::string_view::npos) r.query = parse_query(target.substr(q + 1));
     if (auto ct = req.find(http::field::content_type); ct != req.end()) r.content_type = std::string(ct->value());
     r.body = std::move(req.body());
     r.peer = peer_;

@@ -47,6 +47,11 @@ struct http_request {
   std::string_view param(std::string_view name) const;
 };
 
+/// Splits a query string (without the '?') at '&' into name=value pairs, percent-decoded (RFC 3986
+/// 2.1; a malformed escape is kept literally, '+' is kept), in order; empty parts are skipped and a
+/// part without '=' has an empty value. What the server hands its handlers as http_request::query.
+std::vector<std::pair<std::string, std::string>> parse_query(std::string_view query);
+
 struct http_response {
   unsigned status = 200;
   std::string content_type = "application/json";

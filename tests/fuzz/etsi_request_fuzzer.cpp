@@ -77,41 +77,9 @@ bool is_uuid(std::string_view s) {
   return true;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// The query splitting and percent-decoding of https_server.cpp (session::on_read, which is not
-// callable on its own), reproduced so that the parse functions see what the server gives them.
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
-api::query_list split_query(std::string_view rest) {
-  api::query_list q;
-  while (!rest.empty()) {
-    const auto amp = rest.find('&');
-    const auto part = rest.substr(0, amp);
-    if (!part.empty()) {
-      const auto eq = part.find('=');
-      q.emplace_back(percent_decode(part.substr(0, eq)), eq == std::string_view::npos ? std::string{} : percent_decode(part.substr(eq + 1)));
-    }
-    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
-  }
-  return q;
-}
+// The server's own query splitting and percent-decoding, so that the parse functions see exactly
+// what the server gives them.
+api::query_list split_query(std::string_view rest) { return api::parse_query(rest); }
 
 std::string base64_decode(const std::string& b64) {
   FUZZ_CHECK(b64.size() % 4 == 0);
