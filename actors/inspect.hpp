@@ -15,7 +15,8 @@ typename Inspector::result_type inspect(Inspector& f, link_bytes& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, hello_request& x) {
-  return f(caf::meta::type_name("cvqkd::actors::hello_request"), x.link_id, x.node_id, x.certificate_pem, x.nonce);
+  return f(caf::meta::type_name("cvqkd::actors::hello_request"), x.link_id, x.node_id, x.certificate_pem, x.nonce,
+           x.channel);
 }
 
 template <class Inspector>
@@ -25,7 +26,7 @@ typename Inspector::result_type inspect(Inspector& f, hello_reply& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, hello_finish& x) {
-  return f(caf::meta::type_name("cvqkd::actors::hello_finish"), x.link_id, x.signature);
+  return f(caf::meta::type_name("cvqkd::actors::hello_finish"), x.link_id, x.signature, x.channel);
 }
 
 template <class Inspector>
@@ -45,6 +46,22 @@ typename Inspector::result_type inspect(Inspector& f, node_status& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, actor_status& x) {
   return f(caf::meta::type_name("cvqkd::actors::actor_status"), x.name, x.state, x.counters, x.last_error);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, relay_bytes& x) {
+  return f(caf::meta::type_name("cvqkd::actors::relay_bytes"), x.link_id, x.bytes);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, relay_provide& x) {
+  return f(caf::meta::type_name("cvqkd::actors::relay_provide"), x.master_sae, x.slaves, x.number, x.size_bits,
+           x.route, x.route_mandatory);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, relay_keys& x) {
+  return f(caf::meta::type_name("cvqkd::actors::relay_keys"), x.ids);
 }
 
 }  // namespace cvqkd::actors

@@ -7,6 +7,11 @@
 //   A's link actor --link_bytes--> B's link actor (the proxy that completed the hello)
 // A's endpoint accepts link_bytes for L only from the actor that completed the hello for L; B's
 // link actor accepts them only from actors on the node it dialled and authenticated.
+//
+// Relay traffic between A and B takes the same shape on its own channel (hello channel "relay"),
+// so that it never queues behind a link actor that is busy decoding:
+//   B's relay actor --hello/relay_bytes--> A's node endpoint --relay_bytes--> A's relay actor
+//   A's relay actor --relay_bytes--> B's relay actor
 
 #include <cstdint>
 #include <string>
@@ -23,6 +28,9 @@ namespace cvqkd::actors {
 /// Anything that takes engine bytes (the peer's link actor, as the other end sees it).
 using link_bytes_sink = caf::typed_actor<caf::reacts_to<link_bytes>>;
 
+/// Anything that takes relay bytes (the neighbour's endpoint or relay actor).
+using relay_bytes_sink = caf::typed_actor<caf::reacts_to<relay_bytes>>;
+
 /// The one actor each node publishes on [node] listen; exactly this interface is visible remotely.
 using node_endpoint_actor = caf::typed_actor<
   // Peer authentication, step 1 (from a dialling link actor): checks the certificate and the
@@ -32,6 +40,8 @@ using node_endpoint_actor = caf::typed_actor<
   caf::replies_to<hello_atom, hello_finish>::with<bool>,
   // Engine bytes from the authenticated peer of a link: forwarded to the link actor, else dropped.
   caf::reacts_to<link_bytes>,
+  // Relay bytes from the authenticated relay peer of a link: forwarded to the relay actor.
+  caf::reacts_to<relay_bytes>,
   // Every link of this node (the operator's `cvqkd node status`).
   caf::replies_to<status_atom>::with<node_status>>;
 
@@ -40,6 +50,8 @@ using node_endpoint_actor = caf::typed_actor<
 using node_endpoint_local_actor = node_endpoint_actor::extend<
   // Link `link_id` is now served by this link actor (the supervisor, after every (re)spawn).
   caf::reacts_to<register_atom, std::string, caf::actor>,
+  // This node's relay actor (the runtime, once).
+  caf::reacts_to<relay_atom, caf::actor>,
   // The endpoint's own state and counters.
   caf::replies_to<report_atom>::with<actor_status>>;
 
@@ -76,6 +88,29 @@ using supervisor_actor = caf::typed_actor<
   caf::replies_to<report_atom>::with<actor_status>,
   // Stops every link gracefully; replies once all are gone (or after a timeout).
   caf::replies_to<stop_atom>::with<bool>>;
+
+/// The node's relay: routing and hop-by-hop one-time-pad relay of end-to-end keys (relay/),
+/// talking to the relay actors of the neighbouring nodes. Spawned detached (key-store writes sync).
+using relay_actor = caf::typed_actor<
+  // Relay bytes from a neighbour (alice end of the link: via this node's endpoint; bob end: from
+  // the neighbour's relay actor).
+  caf::reacts_to<relay_bytes>,
+  // Timers of the relay state machine (self-sent, every few ms).
+  caf::reacts_to<tick_atom>,
+  // Dial the neighbours this node is the bob end towards (self-sent, with backoff).
+  caf::reacts_to<dial_atom>,
+  // Alice end of link L: the endpoint authenticated the neighbour's relay actor.
+  caf::reacts_to<peer_up_atom, std::string, caf::actor>,
+  // Alice end of link L: the neighbour's relay actor is gone.
+  caf::reacts_to<peer_down_atom, std::string, std::string>,
+  // The links' status (polled from the supervisor): a link is usable while its peer is connected.
+  caf::reacts_to<links_atom, node_status>,
+  // Keys for an ETSI request, made ready in this node's store once every slave's KME holds them.
+  caf::replies_to<relay_provide>::with<relay_keys>,
+  // The routing view as JSON text (for /admin/routes).
+  caf::replies_to<routes_atom>::with<std::string>,
+  // The actor's own state and counters.
+  caf::replies_to<report_atom>::with<actor_status>>;
 
 /// Wraps the node's storage::key_store for other actors (the API and relay use it later).
 using key_store_actor = caf::typed_actor<

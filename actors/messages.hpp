@@ -24,6 +24,9 @@ struct hello_request {
   std::string node_id;
   std::string certificate_pem;
   std::vector<std::uint8_t> nonce;
+  /// "link" (the link actor's engine bytes) or "relay" (the relay actor's bytes to this
+  /// neighbour); part of the signed transcript, so a hello cannot be replayed on the other channel.
+  std::string channel = "link";
 };
 
 /// The endpoint's answer: who it is, its certificate, its nonce, and its signature over the
@@ -39,6 +42,30 @@ struct hello_reply {
 struct hello_finish {
   std::string link_id;
   std::vector<std::uint8_t> signature;
+  std::string channel = "link";  // as in the hello_request
+};
+
+/// Relay bytes (relay/wire.hpp) between the relay actors of the two nodes of link `link_id`.
+struct relay_bytes {
+  std::string link_id;
+  std::vector<std::uint8_t> bytes;
+};
+
+/// An ETSI 014 key request handed to the relay actor: `number` keys of `size_bits` bits for
+/// `master_sae` and `slaves` (all served by one KME). `route`: "" (default), "direct", "relay" or
+/// "multipath" (the cvqkd_route_type extension); `route_mandatory` as in the request.
+struct relay_provide {
+  std::string master_sae;
+  std::vector<std::string> slaves;
+  std::uint64_t number = 0;
+  std::uint64_t size_bits = 0;
+  std::string route;
+  bool route_mandatory = false;
+};
+
+/// The key IDs (UUID text) the relay made ready for the master.
+struct relay_keys {
+  std::vector<std::string> ids;
 };
 
 /// What an operator sees of one link end (engine status plus link configuration), and the

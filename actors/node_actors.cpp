@@ -51,9 +51,12 @@ struct endpoint_state {
     std::string peer_id;
     caf::actor peer;  // the dialler's link actor (a remote proxy)
   };
-  std::map<std::string, pending_hello> pending;    // by link ID
-  std::map<std::string, verified_peer> verified;   // by link ID
+  std::map<std::string, pending_hello> pending;    // by channel + "/" + link ID
+  std::map<std::string, verified_peer> verified;   // by link ID: the peer's link actor
+  std::map<std::string, verified_peer> relay_peers;  // by link ID: the peer's relay actor
   std::map<std::string, link_actor> local;         // link ID -> this node's link actor
+  relay_actor relay;                               // this node's relay actor (once registered)
+  std::uint64_t relay_forwarded = 0;
   std::uint64_t hellos_accepted = 0, hellos_rejected = 0, messages_forwarded = 0, messages_rejected = 0;
   std::string last_error;
 
@@ -91,11 +94,24 @@ node_endpoint_local_actor::behavior_type endpoint_behavior(endpoint_pointer self
         ++it;
       }
     }
+    for (auto it = st.relay_peers.begin(); it != st.relay_peers.end();) {
+      if (it->second.peer.address() == dm.source) {
+        const std::string why = fmt::format("relay connection to {} lost ({})", it->second.peer_id, describe(dm.reason));
+        if (st.relay) self->send(st.relay, peer_down_atom_v, it->first, why);
+        it = st.relay_peers.erase(it);
+      } else {
+        ++it;
+      }
+    }
   });
   return {
     [self](hello_atom, hello_request& req) -> caf::result<hello_reply> {
       auto& st = self->state;
       const auto& id = st.cfg.identity;
+      if (req.channel != "link" && req.channel != "relay")
+        return reject(self, actor_errc::unauthenticated,
+                      fmt::format("hello from '{}' on unknown channel '{}': the peer runs another version",
+                                  req.node_id, req.channel));
       const auto* link = st.link(req.link_id);
       if (link == nullptr || link->role != "alice")
         return reject(self, actor_errc::unknown_link,
@@ -114,10 +130,11 @@ node_endpoint_local_actor::behavior_type endpoint_behavior(endpoint_pointer self
         return reject(self, actor_errc::unauthenticated,
                       fmt::format("peer says it is '{}' but its certificate names '{}'", req.node_id, *cn));
       auto nonce = id.make_nonce();
-      const auto transcript = hello_transcript("alice", req.link_id, req.node_id, id.node_id, req.nonce, nonce);
+      const auto transcript =
+        hello_transcript(hello_tag(req.channel, "alice"), req.link_id, req.node_id, id.node_id, req.nonce, nonce);
       auto sig = id.sign(transcript);
       if (!sig) return reject(self, actor_errc::config_error, "cannot sign the hello: " + sig.error().message);
-      st.pending[req.link_id] = {req.node_id, req.certificate_pem, req.nonce, nonce,
+      st.pending[req.channel + "/" + req.link_id] = {req.node_id, req.certificate_pem, req.nonce, nonce,
                                  caf::actor_cast<caf::actor_addr>(self->current_sender())};
       hello_reply rep;
       rep.node_id = id.node_id;
@@ -129,7 +146,7 @@ node_endpoint_local_actor::behavior_type endpoint_behavior(endpoint_pointer self
     },
     [self](hello_atom, hello_finish& fin) -> caf::result<bool> {
       auto& st = self->state;
-      auto it = st.pending.find(fin.link_id);
+      auto it = st.pending.find(fin.channel + "/" + fin.link_id);
       const auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
       if (it == st.pending.end() || it->second.from != sender)
         return reject(self, actor_errc::unauthenticated,
@@ -137,7 +154,8 @@ node_endpoint_local_actor::behavior_type endpoint_behavior(endpoint_pointer self
       auto p = std::move(it->second);
       st.pending.erase(it);
       const auto transcript =
-        hello_transcript("bob", fin.link_id, p.peer_id, st.cfg.identity.node_id, p.dialler_nonce, p.listener_nonce);
+        hello_transcript(hello_tag(fin.channel, "bob"), fin.link_id, p.peer_id, st.cfg.identity.node_id, p.dialler_nonce,
+                         p.listener_nonce);
       auto ok = st.cfg.identity.verify_signature(p.certificate_pem, transcript, std::as_bytes(std::span(fin.signature)));
       if (!ok)
         return reject(self, actor_errc::unauthenticated,
@@ -145,8 +163,15 @@ node_endpoint_local_actor::behavior_type endpoint_behavior(endpoint_pointer self
                                   ok.error().message));
       auto peer = caf::actor_cast<caf::actor>(self->current_sender());
       self->monitor(peer);
-      st.verified[fin.link_id] = {p.peer_id, peer};
       ++st.hellos_accepted;
+      if (fin.channel == "relay") {
+        st.relay_peers[fin.link_id] = {p.peer_id, peer};
+        spdlog::info("node endpoint {}: link {}: relay of peer {} authenticated", st.cfg.identity.node_id, fin.link_id,
+                     p.peer_id);
+        if (st.relay) self->send(st.relay, peer_up_atom_v, fin.link_id, peer);
+        return true;
+      }
+      st.verified[fin.link_id] = {p.peer_id, peer};
       spdlog::info("node endpoint {}: link {}: peer {} authenticated", st.cfg.identity.node_id, fin.link_id, p.peer_id);
       if (auto l = st.local.find(fin.link_id); l != st.local.end()) self->send(l->second, peer_up_atom_v, peer);
       return true;
@@ -165,6 +190,28 @@ node_endpoint_local_actor::behavior_type endpoint_behavior(endpoint_pointer self
       if (l == st.local.end()) return;  // the link actor is restarting: the engines resend
       ++st.messages_forwarded;
       self->send(l->second, std::move(msg));
+    },
+    [self](relay_bytes& msg) {
+      auto& st = self->state;
+      auto v = st.relay_peers.find(msg.link_id);
+      const auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
+      if (v == st.relay_peers.end() || v->second.peer.address() != sender || !st.relay) {
+        if (st.messages_rejected++ % 1000 == 0)
+          spdlog::warn("node endpoint {}: dropped relay bytes for '{}' from an unauthenticated sender ({} so far)",
+                       st.cfg.identity.node_id, msg.link_id, st.messages_rejected);
+        return;
+      }
+      ++st.relay_forwarded;
+      self->send(st.relay, std::move(msg));
+    },
+    [self](relay_atom, caf::actor& relay) {
+      auto& st = self->state;
+      if (!from_this_node(self->current_sender(), self->node())) {
+        ++st.messages_rejected;
+        return;
+      }
+      st.relay = caf::actor_cast<relay_actor>(relay);
+      for (const auto& [link_id, v] : st.relay_peers) self->send(st.relay, peer_up_atom_v, link_id, v.peer);
     },
     [self](status_atom) -> caf::delegated<node_status> {
       return self->delegate(self->state.supervisor, status_atom_v);
@@ -188,7 +235,9 @@ node_endpoint_local_actor::behavior_type endpoint_behavior(endpoint_pointer self
                     {"hellos_rejected", st.hellos_rejected},
                     {"messages_forwarded", st.messages_forwarded},
                     {"messages_rejected", st.messages_rejected},
-                    {"verified_links", st.verified.size()}};
+                    {"verified_links", st.verified.size()},
+                    {"relay_peers", st.relay_peers.size()},
+                    {"relay_forwarded", st.relay_forwarded}};
       s.last_error = st.last_error;
       return s;
     },
@@ -417,6 +466,11 @@ key_store_actor::behavior_type key_store_behavior(key_store_actor::stateful_poin
 }
 
 }  // namespace
+
+std::string hello_tag(std::string_view channel, std::string_view side) {
+  if (channel == "link") return std::string(side);
+  return std::string(channel) + "-" + std::string(side);
+}
 
 std::vector<std::byte> hello_transcript(std::string_view tag, std::string_view link_id, std::string_view dialler_id,
                                         std::string_view listener_id, std::span<const std::uint8_t> dialler_nonce,

@@ -45,6 +45,10 @@ std::vector<std::byte> hello_transcript(std::string_view tag, std::string_view l
                                         std::string_view listener_id, std::span<const std::uint8_t> dialler_nonce,
                                         std::span<const std::uint8_t> listener_nonce);
 
+/// The transcript tag of `side` ("alice": the listening end, "bob": the dialler) on hello channel
+/// `channel`: "alice"/"bob" on the link channel, "relay-alice"/"relay-bob" on the relay channel.
+std::string hello_tag(std::string_view channel, std::string_view side);
+
 /// One link as the node-level actors see it.
 struct link_summary {
   std::string link_id, peer, role, profile;

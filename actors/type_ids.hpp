@@ -17,6 +17,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(cvqkd, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(cvqkd, (cvqkd::actors::link_status))
   CAF_ADD_TYPE_ID(cvqkd, (cvqkd::actors::node_status))
   CAF_ADD_TYPE_ID(cvqkd, (cvqkd::actors::actor_status))
+  CAF_ADD_TYPE_ID(cvqkd, (cvqkd::actors::relay_bytes))
+  CAF_ADD_TYPE_ID(cvqkd, (cvqkd::actors::relay_provide))
+  CAF_ADD_TYPE_ID(cvqkd, (cvqkd::actors::relay_keys))
 
   CAF_ADD_ATOM(cvqkd, cvqkd::actors, step_atom, "step")         // pump the engine now
   CAF_ADD_ATOM(cvqkd, cvqkd::actors, tick_atom, "tick")         // pump the engine after a pause
@@ -30,4 +33,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(cvqkd, caf::first_custom_type_id)
   CAF_ADD_ATOM(cvqkd, cvqkd::actors, restart_atom, "restart")
   CAF_ADD_ATOM(cvqkd, cvqkd::actors, dial_atom, "dial")
   CAF_ADD_ATOM(cvqkd, cvqkd::actors, report_atom, "report")
+  CAF_ADD_ATOM(cvqkd, cvqkd::actors, relay_atom, "relay")       // the relay actor (local registration)
+  CAF_ADD_ATOM(cvqkd, cvqkd::actors, routes_atom, "routes")     // the relay's routing view
+  CAF_ADD_ATOM(cvqkd, cvqkd::actors, links_atom, "links")       // link status for the relay (local)
 CAF_END_TYPE_ID_BLOCK(cvqkd)

@@ -58,10 +58,14 @@ void add_message_types(caf::actor_system_config& cfg) {
   add<link_status>(cfg);
   add<node_status>(cfg);
   add<actor_status>(cfg);
+  add<relay_bytes>(cfg);
+  add<relay_provide>(cfg);
+  add<relay_keys>(cfg);
   cfg.add_message_type<node_endpoint_actor>("cvqkd::actors::node_endpoint_actor");
   cfg.add_message_type<node_endpoint_local_actor>("cvqkd::actors::node_endpoint_local_actor");
   cfg.add_message_type<link_actor>("cvqkd::actors::link_actor");
   cfg.add_message_type<supervisor_actor>("cvqkd::actors::supervisor_actor");
+  cfg.add_message_type<relay_actor>("cvqkd::actors::relay_actor");
   cfg.add_error_category(error_category(), [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
     std::string s = "cvqkd: ";
     s += code_name(code);

@@ -148,6 +148,11 @@ expected<std::vector<std::pair<std::string, std::string>>> render_node_files(con
                        l.pool_max_bits, link_seed(l.id));
     }
     for (const auto& s : n.saes) t += fmt::format("\n[[saes]]\nid = {}\n", toml_string(s));
+    // Every other site's SAEs: the slaves this node's SAEs may ask keys for, and their KME.
+    for (const auto& other : topo.nodes)
+      if (other.id != n.id)
+        for (const auto& s : other.saes)
+          t += fmt::format("\n[[remote_saes]]\nid = {}\nnode = {}\n", toml_string(s), toml_string(other.id));
     files.emplace_back(n.id, std::move(t));
   }
   return files;

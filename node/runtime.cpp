@@ -17,9 +17,13 @@
 
 #include "actors/link_actor.hpp"
 #include "actors/node_actors.hpp"
+#include "actors/relay_actor.hpp"
 #include "actors/system.hpp"
 #include "node/link_store.hpp"
+#include "node/metrics/metrics.hpp"
 #include "node/pki/pki.hpp"
+#include "node/relay_core.hpp"
+#include "node/services.hpp"
 #include "storage/key_store.hpp"
 
 namespace cvqkd::node {
@@ -205,9 +209,69 @@ expected<void> run_node(const config::node_config& c) {
   spdlog::info("node {}: listening on {}:{} (TLS), {} link(s)", c.id, c.listen.host, *port, c.links.size());
   caf::anon_send(supervisor, actors::start_atom_v, endpoint);
 
+  // The relay: its own actor and channel to each neighbour (actors/relay_actor.hpp).
+  auto relay_cfg = relay_config_of(c);
+  if (!relay_cfg) {
+    shutdown_actors();
+    return std::unexpected(relay_cfg.error());
+  }
+  actors::relay_actor_config rc;
+  rc.node_id = c.id;
+  for (const auto& l : c.links)
+    rc.links.push_back({l.id, l.peer, l.role == config::link_role::bob, l.peer_address.host, l.peer_address.port});
+  rc.identity = *identity;
+  rc.make_core = [&store, hc = std::move(*relay_cfg)](actors::relay_outbox& out) {
+    return make_relay_core(hc, *store, out);
+  };
+  rc.dial = [&sys](const std::string& host, std::uint16_t p) {
+    return caf::openssl::remote_actor<actors::node_endpoint_actor>(sys, host, p);
+  };
+  rc.endpoint = endpoint;
+  rc.supervisor = supervisor;
+  auto relay = actors::spawn_relay(sys, std::move(rc), true);
+  auto stop_relay = [&] { caf::anon_send_exit(relay, caf::exit_reason::user_shutdown); };
+
+  // The HTTPS services (ETSI 014, admin, /metrics) when [node] api_listen is set.
+  relay_key_provider provider(sys, relay, std::chrono::seconds(15));
+  auto node_metrics = metrics::node_metrics::create(c.id);
+  if (!node_metrics) {
+    stop_relay();
+    shutdown_actors();
+    return std::unexpected(node_metrics.error());
+  }
+  std::unique_ptr<node_services> services;
+  if (c.api_listen) {
+    status_function status = [&sys, supervisor, id = c.id]() -> expected<actors::node_status> {
+      expected<actors::node_status> r = fail(errc::io_error, "no answer");
+      caf::scoped_actor self{sys};
+      self->request(supervisor, std::chrono::seconds(5), actors::status_atom_v)
+        .receive([&](actors::node_status& s) { r = std::move(s); },
+                 [&](caf::error& e) { r = std::unexpected(from_caf_error(sys, e)); });
+      return r;
+    };
+    routes_function routes = [&sys, relay]() -> expected<nlohmann::json> {
+      expected<nlohmann::json> r = fail(errc::io_error, "no answer");
+      caf::scoped_actor self{sys};
+      self->request(relay, std::chrono::seconds(5), actors::routes_atom_v)
+        .receive([&](std::string& text) { r = nlohmann::json::parse(text, nullptr, false); },
+                 [&](caf::error& e) { r = std::unexpected(from_caf_error(sys, e)); });
+      return r;
+    };
+    auto started = node_services::start(c, *store, provider, **node_metrics, std::move(status), std::move(routes));
+    if (!started) {
+      stop_relay();
+      shutdown_actors();
+      return std::unexpected(started.error());
+    }
+    services = std::move(*started);
+    spdlog::info("node {}: HTTPS API on {}:{} (ETSI GS QKD 014, admin, metrics)", c.id, c.api_listen->host,
+                 services->port());
+  }
+
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("node {}: {} received, stopping", c.id, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (services) services->stop();
   {
     caf::scoped_actor self{sys};
     self->request(supervisor, std::chrono::seconds(8), actors::stop_atom_v)
@@ -215,6 +279,7 @@ expected<void> run_node(const config::node_config& c) {
   }
   // Give the middleman a moment to deliver the links' abort messages to the peers.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  stop_relay();
   shutdown_actors();
   spdlog::info("node {}: stopped", c.id);
   return {};
