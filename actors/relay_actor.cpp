@@ -357,8 +357,11 @@ relay_actor::behavior_type relay_behavior(relay_pointer self, relay_actor_config
       }
       self->state.core->provide(
         req,
-        [rp](const expected<std::vector<std::string>>& r) mutable {
+        [rp, self, master = req.master_sae, slave = req.slaves.empty() ? std::string() : req.slaves.front()](
+          const expected<std::vector<std::string>>& r) mutable {
           if (!r) {
+            spdlog::warn("relay {}: keys for {} -> {} not provided: {}", self->state.cfg.node_id, master, slave,
+                         r.error().message);
             rp.deliver(to_caf_error(r.error()));
             return;
           }

@@ -59,7 +59,14 @@ public:
     spec.ttl = h_.cfg_.key_ttl;
     spec.state = storage::key_state::ready;
     spec.serve_master = source;
-    spec.serve_slaves = !source;
+    // The source's copy also serves the slaves of this KME (multicast); the destination's serves
+    // its own. A slave of the other KME stays pending in each copy until the key expires.
+    bool local_slave = false;
+    for (const auto& s : c->slaves) {
+      auto n = h_.cfg_.sae_node.find(s);
+      local_slave = local_slave || (n != h_.cfg_.sae_node.end() && n->second == h_.cfg_.relay.self);
+    }
+    spec.serve_slaves = !source || local_slave;
     auto r = h_.store_.put_key(spec, key.bytes());
     if (!r) return std::unexpected(r.error());
     if (r->status == storage::put_status::capacity_full)
@@ -69,7 +76,7 @@ public:
     return {};
   }
   void revoke(const std::string& key_id, const relay::node_id&) override {
-    if (auto c = parse_relay_name(key_id)) (void)h_.store_.erase_key(c->id);
+    if (auto c = parse_relay_name(key_id)) (void)h_.store_.revoke_key(c->id);
   }
 
 private:
@@ -145,16 +152,21 @@ void relay_host::provide(const api::provide_request& r, provide_callback done, r
     auto it = cfg_.sae_node.find(sae);
     return it == cfg_.sae_node.end() ? nullptr : &it->second;
   };
-  const std::string* dest = node_of(r.slaves.front());
-  if (dest == nullptr) return refuse(errc::invalid_argument, "slave SAE " + r.slaves.front() + " is not in this network");
+  // Multicast: the slaves may be at this KME and at (at most) one other KME, which the key is
+  // relayed to; slaves of this KME fetch the source's copy.
+  const std::string* dest = nullptr;
   for (const auto& s : r.slaves) {
     const std::string* n = node_of(s);
     if (n == nullptr) return refuse(errc::invalid_argument, "slave SAE " + s + " is not in this network");
-    if (*n != *dest)
-      return refuse(errc::invalid_argument, fmt::format("all slaves of one request must be served by one KME ({} is at {}, "
-                                                        "{} at {}); request them separately",
-                                                        r.slaves.front(), *dest, s, *n));
+    if (*n == cfg_.relay.self) continue;
+    if (dest != nullptr && *n != *dest)
+      return refuse(errc::invalid_argument,
+                    fmt::format("the slaves of one request may be at this KME and at one other KME ({} is at {}, {} at "
+                                "{}); request the others separately",
+                                r.slaves.front(), *dest, s, *n));
+    dest = n;
   }
+  if (dest == nullptr) dest = &cfg_.relay.self;
   const auto make_ctx = [&]() -> expected<relay_context> {
     auto id = storage::key_id::generate();
     if (!id) return std::unexpected(id.error());
@@ -186,6 +198,15 @@ void relay_host::provide(const api::provide_request& r, provide_callback done, r
       case api::route_type::direct: type = relay::route_type::direct; break;
       case api::route_type::relay: type = relay::route_type::relay; break;
       case api::route_type::multipath: type = relay::route_type::multipath; break;
+    }
+  }
+  if (type == relay::route_type::multipath) {
+    // Without k node-disjoint paths with key to the destination now, a mandatory multipath request
+    // is refused up front (400, not a 503 after three failed rounds); an optional one goes over
+    // one path.
+    if (auto paths = node_->routes(*dest, relay::route_type::multipath, r.size_bits / 8); !paths) {
+      if (r.route_mandatory) return refuse(errc::unsupported, paths.error().message);
+      type = relay::route_type::relay;
     }
   }
   if (type == relay::route_type::direct) {

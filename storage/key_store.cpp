@@ -1112,6 +1112,31 @@ expected<bool> key_store::erase_key(const key_id& id) {
   return true;
 }
 
+expected<bool> key_store::revoke_key(const key_id& id) {
+  auto& s = *impl_;
+  {
+    std::lock_guard lock(s.e2e_mutex);
+    const auto e = s.entries.find(id);
+    if (e == s.entries.end() || e->second.state == erased_state || e->second.expiry <= s.now()) return false;
+    auto v = s.get(cf_e2e, id_key(id));
+    if (!v) return std::unexpected(v.error());
+    if (!v->has_value()) return fail(errc::parse_error, "key " + id.to_string() + " is indexed but missing; restart the node");
+    auto rec = decode_e2e(**v);
+    if (!rec) return std::unexpected(rec.error());
+    const bool undelivered = rec->state != static_cast<std::uint8_t>(key_state::master_delivered) &&
+                             rec->pending.size() == rec->slaves.size();
+    if (undelivered) {
+      rocksdb::WriteBatch b;
+      b.Delete(s.cf[cf_e2e], id_key(id)).PermitUncheckedError();
+      s.audit(b, audit_event::key_erased, id.to_string(), rec->master, "revoked");
+      if (auto c = s.commit(b, "revoking a key"); !c) return std::unexpected(c.error());
+      s.index_remove(id);
+      return true;
+    }
+  }
+  return erase_key(id);
+}
+
 expected<std::size_t> key_store::sweep_expired() {
   auto& s = *impl_;
   std::size_t swept = 0;

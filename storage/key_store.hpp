@@ -269,6 +269,12 @@ public:
   /// Erases a key whatever its state (e.g. the relay failed). Synced. False when not live.
   expected<bool> erase_key(const key_id& id);
 
+  /// Withdraws a key whose relay round was aborted (relay::key_sink::revoke): a key that nobody
+  /// received yet is deleted without a tombstone, so that the relay's retry may store a fresh key
+  /// under the same ID; a key already delivered to anyone is erased as by erase_key (its
+  /// tombstone keeps the ID from being stored again). Synced. False when not live.
+  expected<bool> revoke_key(const key_id& id);
+
   /// Erases every key whose expiry time is <= now. Synced. Returns the number erased.
   expected<std::size_t> sweep_expired();
 

@@ -166,6 +166,29 @@ TEST_F(fixture, enc_keys_at_one_site_and_dec_keys_two_hops_away_return_the_same_
   EXPECT_GE(b.host->stats().hops_forwarded, 3u);
 }
 
+TEST_F(fixture, multicast_to_a_slave_two_hops_away_and_one_at_the_source_gives_both_the_same_key) {
+  api::key_request r;
+  r.master_sae = "sae-a1";
+  r.slave_sae = "sae-c";
+  r.additional_slaves = {"sae-a2"};
+  r.number = 2;
+  r.size_bits = 256;
+  auto got = a.api->enc_keys(r);
+  ASSERT_TRUE(got.has_value()) << got.error().message;
+  ASSERT_EQ(got->keys.size(), 2u);
+  std::vector<std::string> ids;
+  for (const auto& k : got->keys) ids.push_back(k.key_id);
+  auto at_c = c.api->dec_keys("sae-c", "sae-a1", ids);
+  auto at_a = a.api->dec_keys("sae-a2", "sae-a1", ids);
+  ASSERT_TRUE(at_c.has_value()) << at_c.error().message;
+  ASSERT_TRUE(at_a.has_value()) << at_a.error().message;
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_TRUE(constant_time_equal(at_c->keys[i].material.bytes(), got->keys[i].material.bytes()));
+    EXPECT_TRUE(constant_time_equal(at_a->keys[i].material.bytes(), got->keys[i].material.bytes()));
+  }
+  EXPECT_FALSE(a.api->dec_keys("sae-a2", "sae-a1", ids).has_value()) << "each slave gets a key once";
+}
+
 TEST_F(fixture, a_pair_at_one_site_and_bad_requests) {
   api::key_request r;
   r.master_sae = "sae-a1";
@@ -184,7 +207,7 @@ TEST_F(fixture, a_pair_at_one_site_and_bad_requests) {
   out.reset();
   a.host->provide({"sae-a1", {"sae-c", "sae-b"}, 1, 256, std::nullopt, false}, capture, now);
   ASSERT_TRUE(out && !out->has_value());
-  EXPECT_NE(out->error().message.find("one KME"), std::string::npos);
+  EXPECT_NE(out->error().message.find("one other KME"), std::string::npos);
   out.reset();
   a.host->provide({"sae-a1", {"sae-c"}, 1, 256, api::route_type::direct, true}, capture, now);
   ASSERT_TRUE(out && !out->has_value());

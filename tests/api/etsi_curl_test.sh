@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# ETSI GS QKD 014 client suite with curl (and jq for JSON), against etsi_test_server.
-#   etsi_curl_test.sh <info.json>      (info.json: written by etsi_test_server)
+# ETSI GS QKD 014 client suite with curl (and jq for JSON), against etsi_test_server
+# (run_client_suite.sh) or two `cvqkd node` processes (run_node_suite.sh).
+#   etsi_curl_test.sh <info.json>      (info.json: written by either runner)
 # Every call of V1.1.1 in its GET and POST forms, the refusals the spec fixes and those
 # docs/etsi-014-decisions.md decides, and the TLS refusals (no certificate, foreign CA, TLS 1.1).
 set -uo pipefail

@@ -1,0 +1,190 @@
+"""A network of real `cvqkd node` processes on 127.0.0.1 for the end-to-end tests, and the two
+HTTPS clients they use: an SAE (ETSI GS QKD 014) and the operator (admin API). Standard library
+only (http.client + ssl), mutual TLS with the certificates `cvqkd network generate` issued."""
+
+import base64
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+
+def free_base_port(count, lo=20000, hi=45000, tries=200):
+    """A base port P such that P .. P + count - 1 are free on 127.0.0.1 right now."""
+    rnd = random.Random()
+    for _ in range(tries):
+        p = rnd.randrange(lo, hi - count)
+        ok = True
+        for q in range(p, p + count):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", q))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return p
+    raise RuntimeError("no free port range on 127.0.0.1")
+
+
+class Client:
+    """One keep-alive HTTPS connection to a node's API as the holder of `cert_dir`."""
+
+    def __init__(self, port, pki, cert, key):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False  # the server certificate names the KME, not 127.0.0.1
+        ctx.load_verify_locations(os.path.join(pki, "ca", "ca.crt"))
+        ctx.load_cert_chain(cert, key)
+        self.port, self.ctx = port, ctx
+        self.conn = None
+
+    def call(self, method, target, body=None, timeout=30):
+        """(status, parsed JSON or None); reconnects once if the kept-alive connection closed."""
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=timeout)
+            try:
+                headers = {"Content-Type": "application/json"} if body is not None else {}
+                self.conn.request(method, target, None if body is None else json.dumps(body), headers)
+                r = self.conn.getresponse()
+                data = r.read()
+                try:
+                    parsed = json.loads(data) if data else None
+                except ValueError:
+                    parsed = data.decode(errors="replace")
+                return r.status, parsed
+            except (ConnectionError, http.client.HTTPException, OSError):
+                self.close()
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+class Network:
+    def __init__(self, cvqkd, topology, workdir):
+        self.cvqkd, self.dir = cvqkd, workdir
+        self.base_port = None
+        out = None
+        for _ in range(5):
+            self.base_port = free_base_port(64)
+            r = subprocess.run([cvqkd, "network", "generate", "--topology", topology, "--dir", workdir,
+                                "--base-port", str(self.base_port), "--json"], capture_output=True, text=True)
+            if r.returncode == 0:
+                out = json.loads(r.stdout)
+                break
+            sys.stderr.write(r.stderr)
+        if out is None:
+            raise RuntimeError("cvqkd network generate failed")
+        self.nodes = {n["id"]: n for n in out["nodes"]}
+        self.pki = os.path.join(workdir, "pki")
+        self.procs = {}
+
+    def api_port(self, node):
+        return int(self.nodes[node]["api_listen"].rsplit(":", 1)[1])
+
+    def start(self, node):
+        cfg = self.nodes[node]["config"]
+        log = open(os.path.join(os.path.dirname(cfg), "log"), "ab")
+        self.procs[node] = subprocess.Popen([self.cvqkd, "node", "--config", cfg], cwd=os.path.dirname(cfg),
+                                            stdout=log, stderr=subprocess.STDOUT)
+
+    def start_all(self):
+        for n in self.nodes:
+            self.start(n)
+
+    def kill(self, node):
+        p = self.procs.pop(node)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+
+    def stop(self, node, timeout=30):
+        """SIGTERM; the exit status (None if it had to be killed)."""
+        p = self.procs.pop(node)
+        p.send_signal(signal.SIGTERM)
+        try:
+            return p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            return None
+
+    def stop_all(self):
+        return {n: self.stop(n) for n in list(self.procs)}
+
+    def log_tail(self, node, lines=25):
+        path = os.path.join(os.path.dirname(self.nodes[node]["config"]), "log")
+        try:
+            with open(path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def sae(self, node, sae_id):
+        d = os.path.join(self.pki, "saes", sae_id)
+        return Client(self.api_port(node), self.pki, os.path.join(d, "sae.crt"), os.path.join(d, "sae.key"))
+
+    def operator(self, node):
+        d = os.path.join(self.pki, "operators", "operator")
+        return Client(self.api_port(node), self.pki, os.path.join(d, "operator.crt"), os.path.join(d, "operator.key"))
+
+    def status(self, node):
+        c = self.operator(node)
+        try:
+            code, body = c.call("GET", "/admin/status", timeout=10)
+            return body if code == 200 else None
+        except OSError:
+            return None
+        finally:
+            c.close()
+
+    def wait_pools(self, min_bits, timeout, nodes=None):
+        """Waits until every link end of `nodes` (default all) holds >= min_bits in its pool."""
+        deadline = time.monotonic() + timeout
+        nodes = list(nodes or self.nodes)
+        while time.monotonic() < deadline:
+            short = []
+            for n in nodes:
+                s = self.status(n)
+                if s is None:
+                    short.append(f"{n}: no status")
+                    continue
+                for link in s["links"]:
+                    if link["pool_bits"] < min_bits:
+                        short.append(f"{n}/{link['link_id']}: {link['pool_bits']} bits")
+            if not short:
+                return
+            time.sleep(1.0)
+        raise AssertionError(f"pools below {min_bits} bits after {timeout} s: {short}")
+
+
+def enc_keys(client, slave, number=1, size=256, body=None):
+    if body is None:
+        return client.call("GET", f"/api/v1/keys/{slave}/enc_keys?number={number}&size={size}")
+    return client.call("POST", f"/api/v1/keys/{slave}/enc_keys", body)
+
+
+def dec_keys(client, master, key_ids):
+    return client.call("POST", f"/api/v1/keys/{master}/dec_keys", {"key_IDs": [{"key_ID": k} for k in key_ids]})
+
+
+def keys_of(body):
+    return {k["key_ID"]: base64.b64decode(k["key"]) for k in body["keys"]}
+
+
+def percentile(values, p):
+    v = sorted(values)
+    if not v:
+        return float("nan")
+    k = min(len(v) - 1, max(0, int(round(p / 100.0 * len(v) + 0.5)) - 1))
+    return v[k]
