@@ -4,6 +4,10 @@
 #include <cmath>
 #include <random>
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -366,7 +370,17 @@ link_actor::behavior_type link_behavior(link_pointer self, link_actor_config cfg
 }  // namespace
 
 link_actor spawn_link(caf::actor_system& sys, link_actor_config config, bool detached) {
-  if (detached) return sys.spawn<caf::detached>(link_behavior, std::move(config));
+  if (detached) {
+    // The behaviour's constructor runs on the actor's own thread: lower that thread's priority.
+    const int nice = config.background_nice;
+    return sys.spawn<caf::detached>(
+      [nice](link_actor::stateful_pointer<link_state> self, link_actor_config c) {
+        if (nice != 0 && setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice) != 0)
+          spdlog::debug("link {}: cannot lower the thread priority", c.summary.link_id);
+        return link_behavior(self, std::move(c));
+      },
+      std::move(config));
+  }
   return sys.spawn(link_behavior, std::move(config));
 }
 

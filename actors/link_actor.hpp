@@ -47,6 +47,9 @@ struct link_actor_config {
   std::chrono::milliseconds dial_initial{250};
   std::chrono::milliseconds dial_max{10'000};
   std::chrono::milliseconds hello_timeout{10'000};
+  /// Detached only: the nice increment of the actor's thread (Linux: per thread). Key generation
+  /// is background work; it yields the CPU to relay and API threads (relay latency). 0: unchanged.
+  int background_nice = 10;
 };
 
 /// Spawns a link actor; `detached` gives it its own thread (always in a node; tests on the

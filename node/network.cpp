@@ -7,6 +7,8 @@
 #include <cstring>
 #include <fstream>
 
+#include <map>
+
 #include <fmt/format.h>
 
 #include "node/pki/pki.hpp"
@@ -156,6 +158,70 @@ expected<std::vector<std::pair<std::string, std::string>>> render_node_files(con
     files.emplace_back(n.id, std::move(t));
   }
   return files;
+}
+
+std::vector<std::string> curl_example(const config::topology& topo, const generated_network& net) {
+  // Hop distances from each site with SAEs (breadth-first over the links).
+  const auto distances = [&](const std::string& from) {
+    std::map<std::string, int> d{{from, 0}};
+    std::vector<std::string> frontier{from};
+    while (!frontier.empty()) {
+      std::vector<std::string> next;
+      for (const auto& n : frontier)
+        for (const auto& l : topo.links) {
+          const std::string* other = l.a == n ? &l.b : l.b == n ? &l.a : nullptr;
+          if (other != nullptr && !d.contains(*other)) {
+            d[*other] = d[n] + 1;
+            next.push_back(*other);
+          }
+        }
+      frontier = std::move(next);
+    }
+    return d;
+  };
+  const config::topology_node *master = nullptr, *slave = nullptr;
+  if (const auto *ha = topo.find_node("Ha"), *ho = topo.find_node("Ho"); ha && ho && !ha->saes.empty() && !ho->saes.empty()) {
+    master = ha;
+    slave = ho;
+  }
+  for (int want : {2, 1}) {
+    for (const auto& a : topo.nodes) {
+      if (master != nullptr || a.saes.empty()) continue;
+      const auto d = distances(a.id);
+      for (const auto& b : topo.nodes)
+        if (master == nullptr && !b.saes.empty() && d.contains(b.id) && d.at(b.id) == want) {
+          master = &a;
+          slave = &b;
+        }
+    }
+  }
+  if (master == nullptr) return {};
+  const auto* gm = net.find(master->id);
+  const auto* gs = net.find(slave->id);
+  if (gm == nullptr || gs == nullptr) return {};
+  const std::string& ms = master->saes.front();
+  const std::string& ss = slave->saes.front();
+  const auto tls = [&](const std::string& sae) {
+    const fs::path d = net.pki / "saes" / sae;
+    return fmt::format("--cacert {} --cert {} --key {}", (d / "ca.crt").string(), (d / "sae.crt").string(),
+                       (d / "sae.key").string());
+  };
+  std::string via;
+  for (const auto& l : topo.links)
+    for (const auto& m : topo.links) {
+      const std::string* x = l.a == master->id ? &l.b : l.b == master->id ? &l.a : nullptr;
+      const std::string* y = m.a == slave->id ? &m.b : m.b == slave->id ? &m.a : nullptr;
+      if (via.empty() && x != nullptr && y != nullptr && *x == *y) via = *x;
+    }
+  std::vector<std::string> out;
+  out.push_back(fmt::format("A key for {} at {} and the same key for {} at {}{}, once their links have key:", ms,
+                            master->id, ss, slave->id, via.empty() ? "" : fmt::format(" (relayed through {})", via)));
+  out.push_back(fmt::format("  KEY_ID=$(curl -s {} 'https://{}/api/v1/keys/{}/enc_keys?number=1&size=256' | tee /dev/stderr "
+                            "| jq -r '.keys[0].key_ID')",
+                            tls(ms), gm->api_listen.to_string(), ss));
+  out.push_back(fmt::format("  curl -s {} \"https://{}/api/v1/keys/{}/dec_keys?key_ID=$KEY_ID\"", tls(ss),
+                            gs->api_listen.to_string(), ms));
+  return out;
 }
 
 expected<generated_network> generate(const config::topology& topo, const fs::path& dir, std::uint16_t base_port) {

@@ -60,6 +60,12 @@ struct generated_network {
   const generated_node* find(std::string_view id) const noexcept;
 };
 
+/// Ready-to-paste curl commands (ETSI GS QKD 014 over mutual TLS, the generated SAE certificates)
+/// that fetch a key at one site and the same key at a site two hops away: Hakusan and Hongo
+/// (through Otemachi) in the Tokyo network, else the first pair of sites with SAEs two links
+/// apart (one link apart when no pair is two apart). Empty when no two sites have SAEs.
+std::vector<std::string> curl_example(const config::topology& topo, const generated_network& net);
+
 /// The node files generate() would write, as TOML text, one per node in topology order (no I/O).
 /// Errors: invalid_argument when the ports base_port .. base_port + 2 * nodes - 1 do not fit in
 /// 1..65535 (the message says which --base-port would).

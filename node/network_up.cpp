@@ -612,6 +612,7 @@ private:
     say(fmt::format("  {} nodes, {} links on 127.0.0.1 ports {}-{}; directory {} (logs: <NODE>/node.log)",
                     nodes_.size(), topo_.links.size(), first, last, net_.directory.string()));
     for (const auto& n : net_.notes) say("  note: " + n);
+    for (const auto& line : curl_example(topo_, net_)) say("  " + line);
     say("  LAST_KEY, BETA, XI_HAT: the last round that made key.  HW_RATE = key rate the hardware would give: that "
         "round's key bits per symbol x the profile's symbol rate");
     say("  SIM_RATE = key bits this simulation committed per wall-clock second (this CPU post-processes far slower "
