@@ -87,7 +87,10 @@ using supervisor_actor = caf::typed_actor<
   // The supervisor's own state and counters.
   caf::replies_to<report_atom>::with<actor_status>,
   // Stops every link gracefully; replies once all are gone (or after a timeout).
-  caf::replies_to<stop_atom>::with<bool>>;
+  caf::replies_to<stop_atom>::with<bool>,
+  // Drill (operator): "cut-link" stops the link and keeps it down (a fibre cut, as this end sees
+  // it); "restore-link" starts it again. Replies with what was done.
+  caf::replies_to<drill_atom, std::string, std::string>::with<std::string>>;
 
 /// The node's relay: routing and hop-by-hop one-time-pad relay of end-to-end keys (relay/),
 /// talking to the relay actors of the neighbouring nodes. Spawned detached (key-store writes sync).

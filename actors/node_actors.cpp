@@ -255,6 +255,7 @@ struct supervisor_state {
     link_status last;
     link_actor actor;
     bool alive = false;
+    bool cut = false;       // a drill cut the link: it stays down until restored
     unsigned failures = 0;  // consecutive, reset by a completed round
     std::uint64_t restarts = 0;
   };
@@ -330,6 +331,11 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_pointer self, sup
       e.alive = false;
       e.actor = nullptr;
       e.last.peer_connected = false;
+      if (e.cut) {
+        e.last.health = "down";
+        e.last.reason = "cut by a drill (fibre cut simulated); restore with `cvqkd ctl drill restore-link`";
+        return;
+      }
       if (st.stopping) {
         e.last.health = "down";
         e.last.reason = "stopped";
@@ -365,7 +371,7 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_pointer self, sup
     [self](link_status& s) {
       auto& st = self->state;
       auto it = st.links.find(s.link_id);
-      if (it == st.links.end() || !it->second.alive) return;
+      if (it == st.links.end() || !it->second.alive || it->second.cut) return;
       auto& e = it->second;
       if (self->current_sender() == nullptr || self->current_sender()->address() != e.actor.address()) return;
       s.restarts = e.restarts;
@@ -376,7 +382,7 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_pointer self, sup
     [self](restart_atom, const std::string& id) {
       auto& st = self->state;
       auto it = st.links.find(id);
-      if (st.stopping || it == st.links.end() || it->second.alive) return;
+      if (st.stopping || it == st.links.end() || it->second.alive || it->second.cut) return;
       ++it->second.restarts;
       ++st.restarts_total;
       it->second.last.restarts = it->second.restarts;
@@ -405,6 +411,38 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_pointer self, sup
                     {"restarts", st.restarts_total}};
       s.last_error = st.last_error;
       return s;
+    },
+    [self](drill_atom, const std::string& action, const std::string& id) -> caf::result<std::string> {
+      auto& st = self->state;
+      auto it = st.links.find(id);
+      if (it == st.links.end())
+        return make_caf_error(actor_errc::unknown_link,
+                              fmt::format("node {} has no link '{}'; `cvqkd ctl links` lists them", st.cfg.node_id, id));
+      auto& e = it->second;
+      if (action == "cut-link") {
+        if (e.cut) return std::string("already cut");
+        e.cut = true;
+        spdlog::warn("supervisor {}: drill: cutting link {}", st.cfg.node_id, id);
+        if (e.alive) {
+          auto target = e.actor;
+          self->request<caf::message_priority::high>(target, st.cfg.stop_timeout, stop_atom_v)
+            .then([](bool) {}, [self, target](caf::error&) { self->send_exit(target, caf::exit_reason::kill); });
+        }
+        e.last.health = "down";
+        e.last.peer_connected = false;
+        e.last.reason = "cut by a drill (fibre cut simulated); restore with `cvqkd ctl drill restore-link`";
+        return std::string("cut");
+      }
+      if (action == "restore-link") {
+        if (!e.cut) return std::string("not cut");
+        e.cut = false;
+        e.failures = 0;
+        spdlog::warn("supervisor {}: drill: restoring link {}", st.cfg.node_id, id);
+        if (!e.alive && !st.stopping) spawn_link_of(self, id);
+        return std::string("restored");
+      }
+      return make_caf_error(actor_errc::invalid_argument,
+                            fmt::format("unknown drill '{}': use cut-link or restore-link", action));
     },
     [self](stop_atom) -> caf::typed_response_promise<bool> {
       auto& st = self->state;

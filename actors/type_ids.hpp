@@ -36,4 +36,5 @@ CAF_BEGIN_TYPE_ID_BLOCK(cvqkd, caf::first_custom_type_id)
   CAF_ADD_ATOM(cvqkd, cvqkd::actors, relay_atom, "relay")       // the relay actor (local registration)
   CAF_ADD_ATOM(cvqkd, cvqkd::actors, routes_atom, "routes")     // the relay's routing view
   CAF_ADD_ATOM(cvqkd, cvqkd::actors, links_atom, "links")       // link status for the relay (local)
+  CAF_ADD_ATOM(cvqkd, cvqkd::actors, drill_atom, "drill")       // operator drills (cut / restore a link)
 CAF_END_TYPE_ID_BLOCK(cvqkd)

@@ -62,7 +62,7 @@ struct exchange {
   ssl::context ctx{ssl::context::tls_client};
   std::optional<beast::ssl_stream<beast::tcp_stream>> stream;
   beast::flat_buffer buffer;
-  http::request<http::empty_body> req;
+  http::request<http::string_body> req;
   http::response_parser<http::string_body> parser;
   std::string stage = "connect";
   std::optional<beast::error_code> result;
@@ -76,6 +76,12 @@ struct exchange {
 
 expected<https_reply> https_get(const std::string& host, std::uint16_t port, const client_tls& tls,
                                 std::string_view path, std::chrono::milliseconds timeout) {
+  return https_request(host, port, tls, "GET", path, {}, timeout);
+}
+
+expected<https_reply> https_request(const std::string& host, std::uint16_t port, const client_tls& tls,
+                                    std::string_view method, std::string_view path, std::string_view json_body,
+                                    std::chrono::milliseconds timeout) {
   exchange x;
   if (auto ok = load_tls(x.ctx, tls); !ok) return std::unexpected(ok.error());
   x.ctx.set_verify_callback(ssl::host_name_verification(host));
@@ -90,7 +96,12 @@ expected<https_reply> https_get(const std::string& host, std::uint16_t port, con
   if (ec)
     return fail(errc::io_error, fmt::format("cannot resolve {}: {}; check the host name", host, ec.message()));
 
-  x.req.method(http::verb::get);
+  x.req.method(method == "POST" ? http::verb::post : http::verb::get);
+  if (method == "POST") {
+    x.req.set(http::field::content_type, "application/json");
+    x.req.body() = std::string(json_body);
+    x.req.prepare_payload();
+  }
   x.req.target(beast::string_view(path.data(), path.size()));
   x.req.version(11);
   x.req.set(http::field::host, host);

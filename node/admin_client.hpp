@@ -36,6 +36,11 @@ struct https_reply {
 expected<https_reply> https_get(const std::string& host, std::uint16_t port, const client_tls& tls,
                                 std::string_view path, std::chrono::milliseconds timeout);
 
+/// As https_get with `method` "GET" or "POST" (then `json_body` is sent as application/json).
+expected<https_reply> https_request(const std::string& host, std::uint16_t port, const client_tls& tls,
+                                    std::string_view method, std::string_view path, std::string_view json_body,
+                                    std::chrono::milliseconds timeout);
+
 /// https_get of a JSON resource: a 200 answer's body parsed. Errors: as https_get; io_error for
 /// 401 (the certificate's role may not use `path`: use an operator or node certificate) and for
 /// any other status (with the server's message); parse_error when the body is not JSON.

@@ -15,6 +15,9 @@
 #include "node/services.hpp"
 
 namespace cvqkd::cli {
+
+void add_drill(CLI::App* ctl);  // node/cli_drill.cpp
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -140,6 +143,7 @@ void add_ctl(CLI::App& app) {
   });
 
   auto ko = std::make_shared<ctl_options>();
+  add_drill(ctl);
   auto* keys = ctl->add_subcommand("keys", "end-to-end (ETSI) key counts per SAE pair in the node's store");
   add_common(keys, *ko);
   keys->callback([ko] {

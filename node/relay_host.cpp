@@ -68,6 +68,12 @@ public:
     }
     spec.serve_slaves = !source || local_slave;
     auto r = h_.store_.put_key(spec, key.bytes());
+    if (!r && r.error().code == errc::invalid_argument && !source) {
+      // A newer round of the same relay key (relay::node admits only newer rounds): the earlier
+      // round's key, whose abort never arrived (e.g. over a cut link), was never handed to the
+      // master, so it is withdrawn and replaced.
+      if (auto gone = h_.store_.revoke_key(c->id); gone && *gone) r = h_.store_.put_key(spec, key.bytes());
+    }
     if (!r) return std::unexpected(r.error());
     if (r->status == storage::put_status::capacity_full)
       return fail(errc::insufficient_data, "the key store holds max_key_count keys for this SAE pair");

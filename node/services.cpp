@@ -268,7 +268,8 @@ void node_services::stop() {
 expected<std::unique_ptr<node_services>> node_services::start(const config::node_config& c, storage::key_store& store,
                                                               api::key_provider& provider,
                                                               metrics::node_metrics& metrics, status_function status,
-                                                              routes_function routes, services_tuning tuning) {
+                                                              routes_function routes, services_tuning tuning,
+                                                              drill_function drill) {
   auto address = bind_address(c);
   if (!address) return std::unexpected(address.error());
   if (!status) return fail(errc::invalid_argument, "node_services::start needs a status function");
@@ -327,6 +328,20 @@ expected<std::unique_ptr<node_services>> node_services::start(const config::node
       out.content_type = "text/plain; version=0.0.4; charset=utf-8";
       out.body = s->metrics.serialize();
       return out;
+    }));
+  if (ok && drill)
+    ok = add("POST", "/admin/drill", "", admin_route(s, "admin_drill", [drill](const api::http_request& r) {
+      if (r.peer.organizational_unit != api::role_operator)
+        return api::json_error(401, "drills need an operator certificate");
+      const json body = json::parse(r.body, nullptr, false);
+      if (body.is_discarded() || !body.is_object() || !body.contains("action") || !body["action"].is_string() ||
+          !body.contains("link") || !body["link"].is_string())
+        return api::json_error(400, "expected a JSON object {\"action\": \"cut-link\"|\"restore-link\", \"link\": LINK_ID}");
+      const std::string action = body["action"], link = body["link"];
+      auto done = drill(action, link);
+      if (!done)
+        return api::json_error(done.error().code == errc::invalid_argument ? 400 : 503, done.error().message);
+      return json_response({{"action", action}, {"link", link}, {"result", *done}});
     }));
   if (!ok) return std::unexpected(ok.error());
 

@@ -7,6 +7,7 @@
 //   GET /admin/routes                     cvqkd-operator, cvqkd-node: the relay's routing view
 //   GET /admin/keys                       cvqkd-operator, cvqkd-node: end-to-end key counts per SAE pair
 //   GET /metrics                          cvqkd-operator, cvqkd-node: Prometheus text exposition 0.0.4
+//   POST /admin/drill                     cvqkd-operator: {"action": "cut-link"|"restore-link", "link": ID}
 //
 // A client with another role gets 401 without a body. Every request is counted in
 // cvqkd_api_requests_total / cvqkd_api_request_duration_seconds with route status | enc_keys |
@@ -51,6 +52,9 @@ namespace cvqkd::node {
 using status_function = std::function<expected<actors::node_status>()>;
 /// The relay's routing view as JSON (its shape is the relay's); empty function: none.
 using routes_function = std::function<expected<nlohmann::json>()>;
+/// An operator drill on one of this node's links: `action` "cut-link" or "restore-link"; returns
+/// what was done. Errors: invalid_argument (unknown action or link) -> 400, others -> 503.
+using drill_function = std::function<expected<std::string>(const std::string& action, const std::string& link_id)>;
 
 struct services_tuning {
   std::size_t io_threads = 1;
@@ -70,7 +74,7 @@ public:
   static expected<std::unique_ptr<node_services>> start(const config::node_config& config, storage::key_store& store,
                                                         api::key_provider& provider, metrics::node_metrics& metrics,
                                                         status_function status, routes_function routes = {},
-                                                        services_tuning tuning = {});
+                                                        services_tuning tuning = {}, drill_function drill = {});
   ~node_services();  // stop()
   node_services(const node_services&) = delete;
   node_services& operator=(const node_services&) = delete;

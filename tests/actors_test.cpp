@@ -114,6 +114,7 @@ supervisor_actor::behavior_type mock_supervisor(supervisor_actor::pointer, int) 
     [](status_atom) -> node_status { return node_status{"alice-node", {}}; },
     [](report_atom) -> actor_status { return {}; },
     [](stop_atom) -> bool { return true; },
+    [](drill_atom, const std::string&, const std::string&) -> std::string { return "mock"; },
   };
 }
 

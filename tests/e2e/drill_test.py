@@ -1,0 +1,83 @@
+"""Issue #9's fibre-cut drill end to end on the test ring (config/topologies/test-ring.toml: A - B -
+C - D - A, real `cvqkd node` processes): `cvqkd ctl drill cut-link A B` cuts link a-b at both ends
+under key traffic from SAE-A to SAE-B. The relay must reroute over A > D > C > B with no failed
+request (another path exists) and the reroute time is reported, not asserted. Then, with a-b
+still cut, cutting d-a as well leaves B unreachable from A: requests fail with a clear 503.
+
+    drill_test.py <cvqkd binary>
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cvqkd_net as cn  # noqa: E402
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAILED:", what, flush=True)
+    return cond
+
+
+def drill(cvqkd, net, *args):
+    r = subprocess.run([cvqkd, "ctl", "drill", "cut-link", *args, "--network", net.dir, "--json"],
+                       capture_output=True, text=True, timeout=300)
+    print(r.stdout[-3000:], r.stderr[-2000:], flush=True)
+    try:
+        return r.returncode, json.loads(r.stdout)
+    except ValueError:
+        return r.returncode, None
+
+
+def main():
+    cvqkd = sys.argv[1]
+    work = tempfile.mkdtemp(prefix="cvqkd-drill-")
+    topo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "config", "topologies", "test-ring.toml")
+    net = cn.Network(cvqkd, topo, work)
+    try:
+        net.start_all()
+        net.wait_pools(60_000, timeout=420)
+
+        rc, s = drill(cvqkd, net, "A", "B", "--hold", "2", "--interval-ms", "100")
+        if check(rc == 0 and s is not None, f"drill cut-link A B exited {rc}"):
+            check(s["route_before"] == ["A", "B"], f"route before the cut: {s['route_before']}")
+            check(s["route_after"] == ["A", "D", "C", "B"], f"route after the cut: {s['route_after']}")
+            check(s["failed"] == 0, f"{s['failed']} requests failed although A > D > C > B existed: "
+                                    f"{s['failure_messages']}")
+            check(s["requests_after_cut"] > 0, "no request was made after the cut")
+            print(json.dumps({"drill_cut_link_reroute_s": s["reroute_s"], "resume_s": s["resume_s"],
+                              "requests_after_cut": s["requests_after_cut"], "failed": s["failed"]}), flush=True)
+
+        # Both of A's links cut: nothing reaches B; the drill reports no reroute and the requests
+        # fail with a 503 that says why.
+        rc1, s1 = drill(cvqkd, net, "A", "D", "--no-restore", "--hold", "0", "--wait", "5")
+        rc2, s2 = drill(cvqkd, net, "A", "B", "--hold", "1", "--wait", "4", "--interval-ms", "100")
+        check(rc1 == 0, f"cutting d-a: exit {rc1}")
+        if check(s2 is not None, "second drill printed no JSON"):
+            check(rc2 == 1 and s2["route_after"] is None, f"A isolated but a route was found: {s2.get('route_after')}")
+            check(s2["failed"] > 0, "requests succeeded with A isolated")
+            check(all("not enough key material" in m or "no route" in m for m in s2["failure_messages"]),
+                  f"unclear refusals: {s2['failure_messages']}")
+        return 1 if failures else 0
+    finally:
+        codes = net.stop_all()
+        bad = {n: c for n, c in codes.items() if c != 0}
+        if bad:
+            failures.append(f"nodes did not stop cleanly: {bad}")
+        if failures:
+            for n in net.nodes:
+                print(f"--- {n} log tail:\n{net.log_tail(n, 12)}", flush=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    rc = main()
+    sys.exit(1 if failures else rc)
