@@ -1,5 +1,6 @@
 """Issue #9's fibre-cut drill end to end on the test ring (config/topologies/test-ring.toml: A - B -
-C - D - A, real `cvqkd node` processes): `cvqkd ctl drill cut-link A B` cuts link a-b at both ends
+C - D - A, real `cvqkd node` processes): first every ordered pair of sites gets a key (master and
+slave copies equal); then `cvqkd ctl drill cut-link A B` cuts link a-b at both ends
 under key traffic from SAE-A to SAE-B. The relay must reroute over A > D > C > B with no failed
 request (another path exists) and the reroute time is reported, not asserted. Then, with a-b
 still cut, cutting d-a as well leaves B unreachable from A: requests fail with a clear 503.
@@ -45,6 +46,24 @@ def main():
     try:
         net.start_all()
         net.wait_pools(60_000, timeout=420)
+
+        # Every ordered pair of sites: the master's key (ETSI enc_keys at its node) equals the
+        # slave's (dec_keys at the slave's node), directly or relayed.
+        pairs = 0
+        for m in "ABCD":
+            for sl in "ABCD":
+                if m == sl:
+                    continue
+                mc, sc = net.sae(m, f"SAE-{m}"), net.sae(sl, f"SAE-{sl}")
+                code, body = cn.enc_keys(mc, f"SAE-{sl}", 1, 256)
+                if check(code == 200, f"enc_keys {m} -> {sl}: {code} {body}"):
+                    keys = cn.keys_of(body)
+                    code2, body2 = cn.dec_keys(sc, f"SAE-{m}", list(keys))
+                    if check(code2 == 200 and cn.keys_of(body2) == keys, f"dec_keys at {sl}: {code2} {body2}"):
+                        pairs += 1
+                mc.close()
+                sc.close()
+        print(f"{pairs} of 12 ordered site pairs: the slave's key equals the master's", flush=True)
 
         rc, s = drill(cvqkd, net, "A", "B", "--hold", "2", "--interval-ms", "100")
         if check(rc == 0 and s is not None, f"drill cut-link A B exited {rc}"):
