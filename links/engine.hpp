@@ -142,7 +142,9 @@ struct engine_config {
   std::uint64_t pool_max_bits = 0;         // Bob starts no round while his pool holds this much (0: no limit)
   std::size_t window = 64;                 // Bob measures no further while this many messages are unacknowledged
   std::chrono::milliseconds resend_after{1000};     // nothing heard for this long: resend
-  std::chrono::milliseconds round_timeout{30'000};  // nothing heard for this long: abort the round
+  // Nothing heard for this long: abort the round (a node sets it from the block size: decoding a
+  // large block takes minutes on a loaded CPU).
+  std::chrono::milliseconds round_timeout{30'000};
   /// errc::config_error naming the field unless: link_id non-empty, frame_symbols >= 1000,
   /// round.n_symbols >= frame_symbols, 0 < round.n_pe < round.n_symbols, window >= 4, timeouts > 0.
   expected<void> validate() const;

@@ -2,6 +2,9 @@
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
 #include <thread>
 
 #include <caf/actor_system.hpp>
@@ -110,6 +113,9 @@ links::engine_config engine_of(const config::node_config& c, const config::link_
   e.round.short_codes = l.short_codes;
   e.round.max_iterations = l.max_iterations;
   e.frame_symbols = l.frame_symbols;
+  // 30 s, plus 5 s per million symbols: a 2e7-symbol block's decoding may pause the conversation
+  // for well over 30 s when the CPU is shared by several links.
+  e.round_timeout = std::chrono::milliseconds(30'000 + static_cast<std::int64_t>(l.block_symbols / 200));
   e.pool_max_bits = l.pool_max_bits;
   return e;
 }
@@ -148,6 +154,10 @@ expected<void> run_node(const config::node_config& c) {
   if (!opened) return std::unexpected(opened.error());
   // Declared before the actor system: destroyed after every actor that uses it.
   std::unique_ptr<storage::key_store> store = std::move(*opened);
+  // The PID, for the operator's kill-node drill and service managers (removed on a clean stop; the
+  // key store's lock already keeps a second node off this directory).
+  const fs::path pid_file = c.storage / "node.pid";
+  if (std::ofstream pf(pid_file, std::ios::trunc); pf) pf << ::getpid() << "\n";
 
   caf::actor_system sys{cfg};
   std::vector<actors::link_summary> summaries;
@@ -296,6 +306,7 @@ expected<void> run_node(const config::node_config& c) {
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   stop_relay();
   shutdown_actors();
+  fs::remove(pid_file, ec);
   spdlog::info("node {}: stopped", c.id);
   return {};
 }

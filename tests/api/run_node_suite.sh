@@ -19,7 +19,7 @@ shift
 ready_timeout_s=${CVQKD_SUITE_READY_TIMEOUT:-180}
 # Link key both nodes must hold before the suite starts: the suites take about 110 000 bits
 # (the Python suite's concurrency case alone 288 keys of 256 bits); the links keep producing.
-ready_pool_bits=${CVQKD_SUITE_READY_BITS:-200000}
+ready_pool_bits=${CVQKD_SUITE_READY_BITS:-450000}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cvqkd-node-suite-XXXXXX")
 net=$work/net

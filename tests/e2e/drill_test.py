@@ -3,7 +3,9 @@ C - D - A, real `cvqkd node` processes): first every ordered pair of sites gets 
 slave copies equal); then `cvqkd ctl drill cut-link A B` cuts link a-b at both ends
 under key traffic from SAE-A to SAE-B. The relay must reroute over A > D > C > B with no failed
 request (another path exists) and the reroute time is reported, not asserted. Then, with a-b
-still cut, cutting d-a as well leaves B unreachable from A: requests fail with a clear 503.
+still cut, cutting d-a as well leaves B unreachable from A: requests fail with a clear 503. Last,
+`cvqkd ctl drill kill-node C` SIGKILLs C under traffic; the test restarts it like a service manager
+and key delivery must resume.
 
     drill_test.py <cvqkd binary>
 """
@@ -14,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cvqkd_net as cn  # noqa: E402
@@ -71,9 +74,9 @@ def main():
             check(s["route_after"] == ["A", "D", "C", "B"], f"route after the cut: {s['route_after']}")
             check(s["failed"] == 0, f"{s['failed']} requests failed although A > D > C > B existed: "
                                     f"{s['failure_messages']}")
-            check(s["requests_after_cut"] > 0, "no request was made after the cut")
+            check(s["requests_after_fault"] > 0, "no request was made after the cut")
             print(json.dumps({"drill_cut_link_reroute_s": s["reroute_s"], "resume_s": s["resume_s"],
-                              "requests_after_cut": s["requests_after_cut"], "failed": s["failed"]}), flush=True)
+                              "requests_after_fault": s["requests_after_fault"], "failed": s["failed"]}), flush=True)
 
         # Both of A's links cut: nothing reaches B; the drill reports no reroute and the requests
         # fail with a 503 that says why.
@@ -85,6 +88,35 @@ def main():
             check(s2["failed"] > 0, "requests succeeded with A isolated")
             check(all("not enough key material" in m or "no route" in m for m in s2["failure_messages"]),
                   f"unclear refusals: {s2['failure_messages']}")
+
+        # kill-node: SIGKILL C under traffic that crosses it; this script restarts C 2 s later, as
+        # a service manager would. Key delivery must resume once C is back.
+        p = subprocess.Popen([cvqkd, "ctl", "drill", "kill-node", "C", "--network", net.dir, "--json", "--hold", "2",
+                              "--wait", "300", "--interval-ms", "200"], stdout=subprocess.PIPE, text=True)
+        victim = net.procs["C"]
+        for _ in range(600):
+            if victim.poll() is not None:
+                break
+            time.sleep(0.1)
+        if check(victim.poll() is not None, "kill-node did not kill C"):
+            net.procs.pop("C")
+            time.sleep(2.0)
+            net.start("C")
+        out, _ = p.communicate(timeout=600)
+        print(out[-3000:], flush=True)
+        try:
+            k = json.loads(out)
+        except ValueError:
+            k = None
+        if check(p.returncode == 0 and k is not None, f"drill kill-node C exited {p.returncode}"):
+            check(k["back_s"] is not None and k["links_up_s"] is not None, "C or its links did not come back")
+            check(k["resume_s"] is not None, "key delivery did not resume after C came back")
+            check(all("not enough key material" in m for m in k["failure_messages"]),
+                  f"unclear refusals: {k['failure_messages']}")
+            print(json.dumps({"drill_kill_node": {x: k[x] for x in ("traffic_from", "traffic_to", "route_before",
+                                                                     "route_after", "reroute_s", "resume_s", "back_s",
+                                                                     "links_up_s", "failed", "requests")}}),
+                  flush=True)
         return 1 if failures else 0
     finally:
         codes = net.stop_all()
