@@ -47,9 +47,10 @@ struct link_actor_config {
   std::chrono::milliseconds dial_initial{250};
   std::chrono::milliseconds dial_max{10'000};
   std::chrono::milliseconds hello_timeout{10'000};
-  /// Detached only: the nice increment of the actor's thread (Linux: per thread). Key generation
-  /// is background work; it yields the CPU to relay and API threads (relay latency). 0: unchanged.
-  int background_nice = 10;
+  /// Detached only: the nice increment of the actor's thread (Linux: per thread); 0: unchanged.
+  /// The node leaves it at 0: at nice 10 key generation starved whenever anything else ran on
+  /// the machine (two-node rounds stalled for minutes beside a test suite).
+  int background_nice = 0;
 };
 
 /// Spawns a link actor; `detached` gives it its own thread (always in a node; tests on the

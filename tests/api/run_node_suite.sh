@@ -16,7 +16,7 @@ if (($# < 2)); then
 fi
 cvqkd=$(realpath "$1")
 shift
-ready_timeout_s=${CVQKD_SUITE_READY_TIMEOUT:-180}
+ready_timeout_s=${CVQKD_SUITE_READY_TIMEOUT:-600}
 # Link key both nodes must hold before the suite starts: the suites take about 110 000 bits
 # (the Python suite's concurrency case alone 288 keys of 256 bits); the links keep producing.
 ready_pool_bits=${CVQKD_SUITE_READY_BITS:-450000}
