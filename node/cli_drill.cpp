@@ -95,6 +95,25 @@ std::string path_text(const std::optional<std::vector<std::string>>& p) {
   return s;
 }
 
+// The drill's clock and its events (seconds since the drill began), printed as they happen unless
+// the drill prints JSON.
+class drill_timeline {
+public:
+  explicit drill_timeline(bool quiet) : quiet_(quiet) {}
+  double since() const { return std::chrono::duration<double>(clock::now() - t0_).count(); }
+  void event(const std::string& what) {
+    const double t = since();
+    events_.push_back({{"t_s", t}, {"event", what}});
+    if (!quiet_) std::cout << fmt::format("[{:+8.3f} s] {}\n", t, what) << std::flush;
+  }
+  const json& events() const { return events_; }
+
+private:
+  clock::time_point t0_ = clock::now();
+  bool quiet_;
+  json events_ = json::array();
+};
+
 // Key requests from `master` (an SAE of site `at`) for `slave`, one every interval, in a thread.
 class traffic {
 public:
@@ -189,27 +208,20 @@ void run_cut_link(const drill_options& o) {
     usage("A B", "both sites need an SAE ([[saes]]) for the drill's key traffic");
   const std::string link_id = link->id, master = a.cfg.saes.front().id, slave = b.cfg.saes.front().id;
 
-  json timeline = json::array();
-  const auto t0 = clock::now();
-  const auto since = [&] { return std::chrono::duration<double>(clock::now() - t0).count(); };
-  const auto event = [&](const std::string& what) {
-    const double t = since();
-    timeline.push_back({{"t_s", t}, {"event", what}});
-    if (!o.json_out) std::cout << fmt::format("[{:+8.3f} s] {}\n", t, what) << std::flush;
-  };
+  drill_timeline tl(o.json_out);
 
   const auto before = routes_of(a, o.b, link_id);
-  event(fmt::format("drill cut-link {} {} (link {}); traffic {} -> {} via {}'s ETSI API; route now {}", o.a, o.b,
+  tl.event(fmt::format("drill cut-link {} {} (link {}); traffic {} -> {} via {}'s ETSI API; route now {}", o.a, o.b,
                     link_id, master, slave, o.a, path_text(before.path)));
 
-  traffic load(a, o, master, slave, since);
+  traffic load(a, o, master, slave, [&tl] { return tl.since(); });
   std::this_thread::sleep_for(std::chrono::milliseconds(3 * o.interval_ms));
 
   const std::string cut = json{{"action", "cut-link"}, {"link", link_id}}.dump();
-  const double t_cut = since();
+  const double t_cut = tl.since();
   for (const site* s : {&a, &b})
     if (auto r = call(*s, "POST", "/admin/drill", cut); !r) fail_with(r.error());
-  event(fmt::format("fault injected: link {} cut at {} and {}", link_id, o.a, o.b));
+  tl.event(fmt::format("fault injected: link {} cut at {} and {}", link_id, o.a, o.b));
 
   std::optional<double> t_detect, t_reroute, t_resume;
   route_view after;
@@ -217,28 +229,28 @@ void run_cut_link(const drill_options& o) {
   while (clock::now() < deadline && (!t_detect || !t_reroute || !t_resume)) {
     const auto v = routes_of(a, o.b, link_id);
     if (!t_detect && v.usable && !*v.usable) {
-      t_detect = since();
-      event(fmt::format("detected: {}'s relay marks link {} unusable", o.a, link_id));
+      t_detect = tl.since();
+      tl.event(fmt::format("detected: {}'s relay marks link {} unusable", o.a, link_id));
     }
     if (!t_reroute && v.path && v.path != before.path) {
-      t_reroute = since();
+      t_reroute = tl.since();
       after = v;
-      event(fmt::format("rerouted: {} -> {} now via {}", o.a, o.b, path_text(v.path)));
+      tl.event(fmt::format("rerouted: {} -> {} now via {}", o.a, o.b, path_text(v.path)));
     }
     if (t_reroute && !t_resume) {
       t_resume = load.first_success_after(*t_reroute);
-      if (t_resume) event("key delivery resumed: a key for " + slave + " was delivered over the new route");
+      if (t_resume) tl.event("key delivery resumed: a key for " + slave + " was delivered over the new route");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  if (!t_reroute) event(fmt::format("no reroute within {} s: no other path from {} to {} with key", o.wait_s, o.a, o.b));
+  if (!t_reroute) tl.event(fmt::format("no reroute within {} s: no other path from {} to {} with key", o.wait_s, o.a, o.b));
   std::this_thread::sleep_for(std::chrono::duration<double>(o.hold_s));
 
   if (o.restore) {
     const std::string restore = json{{"action", "restore-link"}, {"link", link_id}}.dump();
     for (const site* s : {&a, &b})
-      if (auto r = call(*s, "POST", "/admin/drill", restore); !r) event("restore failed: " + r.error().message);
-    event(fmt::format("link {} restored at {} and {}", link_id, o.a, o.b));
+      if (auto r = call(*s, "POST", "/admin/drill", restore); !r) tl.event("restore failed: " + r.error().message);
+    tl.event(fmt::format("link {} restored at {} and {}", link_id, o.a, o.b));
   }
   load.stop();
   const json counts = tally(load.outcomes(), t_cut);
@@ -251,7 +263,7 @@ void run_cut_link(const drill_options& o) {
                {"detect_s", t_detect ? json(*t_detect - t_cut) : json(nullptr)},
                {"reroute_s", t_reroute ? json(*t_reroute - t_cut) : json(nullptr)},
                {"resume_s", t_resume ? json(*t_resume - t_cut) : json(nullptr)},
-               {"timeline", timeline}};
+               {"timeline", tl.events()}};
   summary.update(counts);
   if (o.json_out) {
     print_json(summary);
@@ -327,24 +339,17 @@ void run_kill_node(const drill_options& o) {
     usage("N", fmt::format("no PID in {}: is node {} running (and new enough to write it)?",
                            (n.cfg.storage / "node.pid").string(), victim));
 
-  json timeline = json::array();
-  const auto t0 = clock::now();
-  const auto since = [&] { return std::chrono::duration<double>(clock::now() - t0).count(); };
-  const auto event = [&](const std::string& what) {
-    const double t = since();
-    timeline.push_back({{"t_s", t}, {"event", what}});
-    if (!o.json_out) std::cout << fmt::format("[{:+8.3f} s] {}\n", t, what) << std::flush;
-  };
-  event(fmt::format("drill kill-node {}; traffic {} -> {} via {}'s ETSI API; route now {}", victim, master, slave,
+  drill_timeline tl(o.json_out);
+  tl.event(fmt::format("drill kill-node {}; traffic {} -> {} via {}'s ETSI API; route now {}", victim, master, slave,
                     from->cfg.id, path_text(before)));
-  traffic load(*from, o, master, slave, since);
+  traffic load(*from, o, master, slave, [&tl] { return tl.since(); });
   std::this_thread::sleep_for(std::chrono::milliseconds(3 * o.interval_ms));
 
-  const double t_kill = since();
+  const double t_kill = tl.since();
   if (::kill(static_cast<pid_t>(*pid), SIGKILL) != 0)
     fail_with(error{errc::io_error, fmt::format("cannot SIGKILL node {} (pid {}): {}; run the drill as the nodes' user",
                                                 victim, *pid, std::strerror(errno))});
-  event(fmt::format("fault injected: SIGKILL to node {} (pid {})", victim, *pid));
+  tl.event(fmt::format("fault injected: SIGKILL to node {} (pid {})", victim, *pid));
 
   std::optional<double> t_reroute, t_resume, t_back, t_links;
   std::optional<std::vector<std::string>> after;
@@ -353,36 +358,36 @@ void run_kill_node(const drill_options& o) {
     if (to != victim && !t_reroute) {
       const auto v = routes_of(*from, to, "");
       if (v.path && !has(v.path, victim)) {
-        t_reroute = since();
+        t_reroute = tl.since();
         after = v.path;
-        event(fmt::format("rerouted: {} -> {} now via {}", from->cfg.id, to, path_text(v.path)));
+        tl.event(fmt::format("rerouted: {} -> {} now via {}", from->cfg.id, to, path_text(v.path)));
       }
     }
     // Resumed: the first key after the reroute, or (no other path) after the node came back.
     if (!t_resume && (t_reroute || t_back)) {
       t_resume = load.first_success_after(t_reroute ? *t_reroute : *t_back);
       if (t_resume)
-        event(t_reroute ? "key delivery resumed over the new route" : "key delivery resumed with the node back");
+        tl.event(t_reroute ? "key delivery resumed over the new route" : "key delivery resumed with the node back");
     }
     if (!t_back) {
       if (auto p = read_pid(n); p && *p != *pid && call(n, "GET", "/admin/status")) {
-        t_back = since();
-        event(fmt::format("node {} is back (pid {}; restarted by its launcher)", victim, *p));
+        t_back = tl.since();
+        tl.event(fmt::format("node {} is back (pid {}; restarted by its launcher)", victim, *p));
       }
     } else if (!t_links) {
       if (auto j = call(n, "GET", "/admin/status")) {
         bool up = true;
         for (const auto& l : (*j)["links"]) up = up && l.value("health", "") == "up";
         if (up) {
-          t_links = since();
-          event(fmt::format("every link of {} is up again", victim));
+          t_links = tl.since();
+          tl.event(fmt::format("every link of {} is up again", victim));
         }
       }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   if (!t_back)
-    event(fmt::format("node {} did not come back within {} s: is it run by `cvqkd network up` or a service manager?",
+    tl.event(fmt::format("node {} did not come back within {} s: is it run by `cvqkd network up` or a service manager?",
                       victim, o.wait_s));
   std::this_thread::sleep_for(std::chrono::duration<double>(o.hold_s));
   load.stop();
@@ -394,7 +399,7 @@ void run_kill_node(const drill_options& o) {
                {"route_after", after ? json(*after) : json(nullptr)},
                {"reroute_s", rel(t_reroute)}, {"resume_s", rel(t_resume)},
                {"back_s", rel(t_back)},       {"links_up_s", rel(t_links)},
-               {"timeline", timeline}};
+               {"timeline", tl.events()}};
   summary.update(counts);
   if (o.json_out) print_json(summary);
   else print_tally(counts);
