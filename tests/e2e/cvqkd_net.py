@@ -15,6 +15,17 @@ import sys
 import time
 
 
+failures = []  # what check() found wrong in this test process
+
+
+def check(cond, what):
+    """Records and prints a failed expectation (the test goes on, and exits 1 at the end)."""
+    if not cond:
+        failures.append(what)
+        print("FAILED:", what, flush=True)
+    return cond
+
+
 def free_base_port(count, lo=20000, hi=45000, tries=200):
     """A base port P such that P .. P + count - 1 are free on 127.0.0.1 right now."""
     rnd = random.Random()

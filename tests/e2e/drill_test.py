@@ -21,14 +21,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cvqkd_net as cn  # noqa: E402
 
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAILED:", what, flush=True)
-    return cond
+from cvqkd_net import check, failures  # noqa: E402
 
 
 def drill(cvqkd, net, *args):
