@@ -369,6 +369,18 @@ struct key_store::impl {
     return std::optional<std::string>{std::move(v)};
   }
 
+  // The stored record value of a live (indexed, not erased, unexpired) end-to-end key; empty when
+  // there is none. The caller holds e2e_mutex.
+  expected<std::optional<std::string>> live_e2e_value(const key_id& id) {
+    const auto e = entries.find(id);
+    if (e == entries.end() || e->second.state == erased_state || e->second.expiry <= now())
+      return std::optional<std::string>{};
+    auto v = get(cf_e2e, id_key(id));
+    if (v && !v->has_value())
+      return fail(errc::parse_error, "key " + id.to_string() + " is indexed but missing; restart the node");
+    return v;
+  }
+
   // --- open -----------------------------------------------------------------------------
 
   expected<void> open_db() {
@@ -1088,11 +1100,9 @@ expected<bool> key_store::erase_key(const key_id& id) {
   auto& s = *impl_;
   {
     std::lock_guard lock(s.e2e_mutex);
-    const auto e = s.entries.find(id);
-    if (e == s.entries.end() || e->second.state == erased_state || e->second.expiry <= s.now()) return false;
-    auto v = s.get(cf_e2e, id_key(id));
+    auto v = s.live_e2e_value(id);
     if (!v) return std::unexpected(v.error());
-    if (!v->has_value()) return fail(errc::parse_error, "key " + id.to_string() + " is indexed but missing; restart the node");
+    if (!v->has_value()) return false;
     auto rec = decode_e2e(**v);
     if (!rec) return std::unexpected(rec.error());
     e2e_record next = *rec;
@@ -1116,11 +1126,9 @@ expected<bool> key_store::revoke_key(const key_id& id) {
   auto& s = *impl_;
   {
     std::lock_guard lock(s.e2e_mutex);
-    const auto e = s.entries.find(id);
-    if (e == s.entries.end() || e->second.state == erased_state || e->second.expiry <= s.now()) return false;
-    auto v = s.get(cf_e2e, id_key(id));
+    auto v = s.live_e2e_value(id);
     if (!v) return std::unexpected(v.error());
-    if (!v->has_value()) return fail(errc::parse_error, "key " + id.to_string() + " is indexed but missing; restart the node");
+    if (!v->has_value()) return false;
     auto rec = decode_e2e(**v);
     if (!rec) return std::unexpected(rec.error());
     const bool undelivered = rec->state != static_cast<std::uint8_t>(key_state::master_delivered) &&
