@@ -12,6 +12,7 @@
 #include "reconciliation/estimation/estimator.hpp"
 #include "reconciliation/ldpc/codes.hpp"
 #include "reconciliation/ldpc/decoder.hpp"
+#include "reconciliation/ldpc/operating_point.hpp"
 #include "reconciliation/mdr/mdr.hpp"
 #include "reconciliation/privacy/output_length.hpp"
 #include "reconciliation/privacy/toeplitz.hpp"
@@ -370,25 +371,42 @@ struct link_end::impl {
     return {};
   }
 
-  // Both ends derive n_out from the same inputs; Bob recomputes Alice's figure as a cross-check.
-  expected<std::uint64_t> key_length(const security::pe_statistics& s, std::uint64_t frames, std::uint64_t failed,
-                                     std::uint64_t auth_bits) {
-    if (!choice || frames == 0) return fail(errc::no_secret_key, "no code frame was reconciled in this block");
-    if (failed == frames)
-      return fail(errc::no_secret_key,
-                  fmt::format("every reconciliation frame failed ({} of {}): the code rate {:.4f} is too high for the "
-                              "channel's SNR; lower the reconciliation efficiency target (beta) or improve the code",
-                              failed, frames, choice->rate));
+  // Detection, model, V_A, eta and Bob's calibrated v_el: what the finite-size bound takes besides the estimates.
+  security::channel_parameters bound_parameters() const {
     security::channel_parameters p;
     p.det = params.profile.detection;
     p.model = params.model;
     p.v_a = params.profile.v_a;
     p.eta = params.profile.eta;
     p.v_el = v_el_bob;
+    return p;
+  }
+
+  // Both ends derive n_out from the same inputs; Bob recomputes Alice's figure as a cross-check.
+  expected<std::uint64_t> key_length(const security::pe_statistics& s, std::uint64_t frames, std::uint64_t failed,
+                                     std::uint64_t auth_bits) {
+    if (!choice || frames == 0) return fail(errc::no_secret_key, "no code frame was reconciled in this block");
+    const auto p = bound_parameters();
     const std::uint64_t key_symbols = frames * h->cols() / dims_per_symbol();
     const double snr_final = s.t_hat * s.t_hat * params.profile.v_a / s.sigma2_hat;
     rep.beta = choice->rate / ldpc::capacity(snr_final);
     rep.fer = static_cast<double>(failed) / static_cast<double>(frames);
+    if (failed == frames) {
+      // Say first when the channel itself rules key out (an eavesdropper, a fault): no code could help then.
+      auto ideal = security::key_rate_finite(security::finite_size_model::lgg2010, p, s, params.n_pe + key_symbols,
+                                             params.n_pe, rep.beta, 0.0, params.eps);
+      if (ideal && ideal->key_rate <= 0.0)
+        return fail(errc::no_secret_key,
+                    fmt::format("no key even had every frame decoded: beta I_AB = {:.4f} < chi_BE(T_min, xi_max) + "
+                                "Delta(n) = {:.4f} + {:.4f} (xi_hat = {:.3g}, xi_max = {:.3g} SNU); inspect the fibre "
+                                "for faults or an eavesdropper (all {} reconciliation frames also failed)",
+                                rep.beta * ideal->i_ab, ideal->chi_be_worst, ideal->delta_n, ideal->bounds.xi_hat,
+                                ideal->bounds.xi_max, frames));
+      return fail(errc::no_secret_key,
+                  fmt::format("every reconciliation frame failed ({} of {}): the code rate {:.4f} is too high for the "
+                              "channel's SNR; lower the reconciliation efficiency target (beta) or improve the code",
+                              failed, frames, choice->rate));
+    }
     auto bound = security::key_rate_finite(security::finite_size_model::lgg2010, p, s, params.n_pe + key_symbols,
                                            params.n_pe, rep.beta, rep.fer, params.eps);
     if (!bound) return std::unexpected(bound.error());
@@ -509,7 +527,17 @@ struct link_end::impl {
         return fail(errc::no_secret_key, "too few disclosed samples in the first frame to choose a code rate: use "
                                          "larger frames or disclose more symbols");
       const double snr = s.t_hat * s.t_hat * params.profile.v_a / s.sigma2_hat;
-      auto c = ldpc::select_rate(snr, params.beta_target, params.short_codes);
+      // The long codes' measured FER lets Alice ask the beta that maximises the expected key; the short
+      // (CI) members have no table and take the target as it is.
+      rep.beta_target = params.beta_target;
+      rep.beta_asked = params.beta_target;
+      if (!params.short_codes) {
+        auto op = ldpc::choose_operating_point(snr, params.beta_target, bound_parameters(), s, params.n_symbols,
+                                               params.n_pe, params.n_pe * dims_per_symbol(), params.eps);
+        if (!op) return std::unexpected(op.error());
+        rep.beta_asked = op->beta;
+      }
+      auto c = ldpc::select_rate(snr, rep.beta_asked, params.short_codes);
       if (!c) return std::unexpected(c.error());
       if (auto ok = set_code(std::string(c->family->name), c->extension_checks, snr); !ok) return ok;
       writer w;

@@ -95,7 +95,8 @@ struct round_parameters {
   hardware_profile profile;         // detection, V_A, eta (Bob's calibrated v_el travels in sift)
   detector_model model = detector_model::trusted;
   security::epsilons eps;
-  double beta_target = 0.95;        // reconciliation efficiency asked of rate selection
+  double beta_target = 0.95;        // highest reconciliation efficiency to ask (long codes: Alice asks the
+                                    // beta up to it that maximises the expected key, ldpc/operating_point.hpp)
   bool short_codes = false;         // CI-sized code members instead of the ~1e6-bit ones
   unsigned max_iterations = 200;    // belief-propagation iterations per frame
 };
@@ -111,6 +112,8 @@ struct round_report {
   std::uint64_t frames = 0, frames_failed = 0, reconciled_bits = 0, verification_bits = 0;
   std::uint64_t pe_samples = 0;
   double snr_estimate = 0.0, code_rate = 0.0, beta = 0.0, fer = 0.0;
+  double beta_target = 0.0;  // Alice: the configured limit (round_parameters::beta_target)
+  double beta_asked = 0.0;   // Alice: what rate selection was asked (ldpc::choose_operating_point)
   std::uint64_t code_length = 0;
   std::optional<security::finite_size_result> bound;
   std::uint64_t n_out = 0;              // output of privacy amplification before the reserve

@@ -16,6 +16,7 @@
 #include "reconciliation/ldpc/decoder.hpp"
 #include "reconciliation/ldpc/density_evolution.hpp"
 #include "reconciliation/ldpc/frame_simulation.hpp"
+#include "reconciliation/ldpc/operating_point.hpp"
 #include "reconciliation/mdr/mdr.hpp"
 #include "reconciliation/mdr/octonion.hpp"
 #include "reconciliation/verification/hash.hpp"
@@ -529,4 +530,76 @@ TEST(FerRegression, ShortBlockMatchesStoredTable) {
     EXPECT_NEAR(fer, fer_ref, margin) << "snr " << o.snr;
     EXPECT_EQ(s->undetected, 0u);
   }
+}
+
+namespace {
+namespace sec = cvqkd::security;
+
+// llo_metro (heterodyne, V_A 5, eta 0.65, v_el 0.01) with xi = 0.02: the estimates a first frame
+// (200,000 samples) would give on average.
+struct metro_block {
+  sec::channel_parameters p;
+  sec::pe_statistics s;
+  double snr;
+  explicit metro_block(double transmittance)
+      : p{.det = cvqkd::detection::heterodyne, .v_a = 5, .transmittance = transmittance, .xi = 0.02, .eta = 0.65,
+          .v_el = 0.01},
+        s(sec::expected_statistics(p, 200000)),
+        snr(sec::snr(p)) {}
+};
+
+}  // namespace
+
+TEST(OperatingPoint, TableIsSortedAndInterpolatesItsOwnPoints) {
+  const auto t = ldpc::long_code_fer_table();
+  ASSERT_GE(t.size(), 8u);
+  for (std::size_t i = 1; i < t.size(); ++i)
+    EXPECT_TRUE(t[i - 1].snr < t[i].snr || (t[i - 1].snr == t[i].snr && t[i - 1].beta < t[i].beta)) << i;
+  for (const auto& m : t) {
+    EXPECT_GE(m.fer, 0.0);
+    EXPECT_LE(m.fer, 1.0);
+    EXPECT_NEAR(ldpc::expected_fer(m.snr, m.beta), m.fer, 1e-12) << m.snr << " " << m.beta;
+  }
+  // Beyond a row's last beta nothing decodes; outside the SNR range the end rows hold.
+  EXPECT_EQ(ldpc::expected_fer(t.back().snr, 0.999), 1.0);
+  EXPECT_EQ(ldpc::expected_fer(t.front().snr / 10, t.front().beta), t.front().fer);
+  EXPECT_EQ(ldpc::expected_fer(t.back().snr * 10, t.back().beta), t.back().fer);
+}
+
+TEST(OperatingPoint, AsksLessThanAnUndecodableTargetAndNeverMoreThanTheTarget) {
+  const metro_block b(std::pow(10.0, -0.2 * 25 / 10));
+  ASSERT_NEAR(b.snr, 0.507, 0.005);
+  sec::epsilons e;
+  // The profile's 0.95 decodes no frame at SNR 0.5 (table): the choice lowers it and expects key.
+  auto op = ldpc::choose_operating_point(b.snr, 0.95, b.p, b.s, 20'000'000, 10'000'000, 20'000'000, e);
+  ASSERT_TRUE(op) << op.error().message;
+  EXPECT_LT(op->beta, 0.95);
+  EXPECT_GE(op->beta, 0.85);
+  EXPECT_LT(op->expected_fer, 0.5);
+  EXPECT_GT(op->expected_key_rate, 0.0);
+  EXPECT_NEAR(op->expected_fer, ldpc::expected_fer(b.snr, op->beta), 1e-12);
+  // Its expected key is the best over the candidates, target included.
+  for (double beta = 0.80; beta <= 0.95; beta += 0.01) {
+    auto k = sec::key_rate_finite(sec::finite_size_model::lgg2010, b.p, [&] { auto s = b.s; s.samples = 20'000'000; return s; }(),
+                                  20'000'000, 10'000'000, beta, ldpc::expected_fer(b.snr, beta), e);
+    if (k) {
+      EXPECT_LE(k->key_rate, op->expected_key_rate + 1e-15) << beta;
+    }
+  }
+  // A target every frame decodes at is kept: lower beta only gives I_AB away.
+  const double low = ldpc::long_code_fer_table().front().beta;
+  auto kept = ldpc::choose_operating_point(b.snr, low, b.p, b.s, 20'000'000, 10'000'000, 20'000'000, e);
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->beta, low);
+}
+
+TEST(OperatingPoint, NoPositiveKeyKeepsTheTargetAndBadInputIsRefused) {
+  const metro_block far(std::pow(10.0, -0.2 * 200 / 10));  // 200 km: no beta gives key
+  sec::epsilons e;
+  auto op = ldpc::choose_operating_point(far.snr, 0.93, far.p, far.s, 20'000'000, 10'000'000, 20'000'000, e);
+  ASSERT_TRUE(op) << op.error().message;
+  EXPECT_EQ(op->beta, 0.93);
+  EXPECT_EQ(op->expected_key_rate, 0.0);
+  EXPECT_FALSE(ldpc::choose_operating_point(0.0, 0.93, far.p, far.s, 20'000'000, 10'000'000, 20'000'000, e));
+  EXPECT_FALSE(ldpc::choose_operating_point(0.5, 1.0, far.p, far.s, 20'000'000, 10'000'000, 20'000'000, e));
 }
