@@ -1,4 +1,5 @@
 // `cvqkd link simulate`: one link on simulated hardware, true against estimated parameters.
+// `cvqkd link plan`: the smallest block that gives a link key, from its design parameters.
 #include <fmt/format.h>
 
 #include <cmath>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "config/profile.hpp"
+#include "links/block_plan.hpp"
 #include "links/session.hpp"
 #include "links/simulation.hpp"
 #include "node/cli_common.hpp"
@@ -208,6 +210,7 @@ void run(const simulate_options& o) {
       j["abort_reason"] = s.abort_reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.abort_reason);
       j["reconciliation"] = {{"snr_estimate", a.snr_estimate}, {"code_rate", a.code_rate},
                              {"code_length_bits", a.code_length}, {"beta", a.beta}, {"fer", a.fer},
+                             {"beta_target", a.beta_target}, {"beta_asked", a.beta_asked},
                              {"frames", a.frames}, {"frames_failed", a.frames_failed},
                              {"reconciled_bits", a.reconciled_bits}, {"verification_bits", a.verification_bits}};
       j["privacy_amplification"] = {{"n_out_bits", a.n_out}, {"auth_reserve_bits", a.auth_reserve_bits}};
@@ -258,6 +261,10 @@ void run(const simulate_options& o) {
                              "frames failed), {} reconciled bits, {:.1f} s decoding\n",
                              a.snr_estimate, a.code_rate, a.code_length, a.beta, a.fer, a.frames_failed, a.frames,
                              a.reconciled_bits, a.seconds_decoding);
+    if (a.beta_asked < a.beta_target)
+      std::cout << fmt::format("  beta {:.3f} asked instead of the target {:.3f}: the codes' measured FER makes it the "
+                               "efficiency with the most expected key at this SNR\n",
+                               a.beta_asked, a.beta_target);
     if (s.abort_reason.empty())
       std::cout << fmt::format("secret key: {} bits at both ends (identical: {}), {:.4e} bit/symbol against the "
                                "finite-size bound {:.4e} at the achieved beta and FER; {} bits kept to authenticate "
@@ -270,6 +277,70 @@ void run(const simulate_options& o) {
     if (!s.keys_identical)
       throw cli_exit{runtime_failure, "the two ends' keys differ: this is a bug; the block was not released"};
   }
+}
+
+struct plan_options {
+  std::string profile = "llo_metro";
+  double distance_km = 0, attenuation = 0.2, insertion_loss = 0, eps = 1e-10, beta = 0, max_symbols = 1e10;
+  std::string model_name = "trusted";
+  bool json = false;
+};
+
+void plan(const plan_options& o) {
+  auto profile = config::resolve_profile(o.profile);
+  if (!profile) fail_with(profile.error());
+  require_range("--distance-km", o.distance_km, 0, inf, false, true, "a fibre length (km)");
+  require_range("--attenuation-db-per-km", o.attenuation, 0, inf, false, true, "a fibre attenuation (dB/km)");
+  require_range("--insertion-loss-db", o.insertion_loss, 0, inf, false, true, "an insertion loss (dB)");
+  require_range("--eps", o.eps, 0, 1, true, true, "a failure probability");
+  require_range("--beta", o.beta, 0, 1, false, true, "a reconciliation efficiency (0: the profile's target)");
+  require_range("--max-symbols", o.max_symbols, 1e4, 1e12, false, false, "a block size (symbols)");
+  const auto model = parse_detector_model(o.model_name);
+  if (!model) usage("--detector-model", fmt::format("got '{}', expected trusted or untrusted", o.model_name));
+  links::block_plan_inputs in;
+  in.profile = *profile;
+  in.transmittance = fibre_transmittance(o.distance_km, o.attenuation, o.insertion_loss);
+  if (in.transmittance < security::min_transmittance)
+    usage("--distance-km", "the loss exceeds the 100 dB the model covers (T >= 1e-10)");
+  in.model = *model;
+  in.eps = security::epsilons{.pe = o.eps, .smooth = o.eps, .pa = o.eps};
+  in.beta_target = o.beta;
+  in.max_symbols = static_cast<std::uint64_t>(o.max_symbols);
+  const double loss_db = loss_db_from_transmittance(in.transmittance);
+  auto p = links::plan_block(in);
+  if (!p && p.error().code != errc::no_secret_key) fail_with(p.error());
+  if (o.json) {
+    nlohmann::json j{{"profile", profile->name}, {"distance_km", o.distance_km}, {"loss_db", loss_db},
+                     {"beta_target", o.beta == 0 ? profile->beta_target : o.beta}};
+    if (p) {
+      j["block_symbols"] = p->block_symbols;
+      j["snr"] = p->snr;
+      j["beta"] = p->beta;
+      j["expected_fer"] = p->expected_fer;
+      j["key_rate_finite"] = p->key_rate;
+      j["key_bits_per_block"] = p->key_bits;
+      j["seconds_per_block"] = p->seconds_per_block;
+      j["key_rate_asymptotic"] = p->key_rate_asymptotic;
+      j["no_key_reason"] = nullptr;
+    } else {
+      j["block_symbols"] = nullptr;
+      j["no_key_reason"] = p.error().message;
+    }
+    j["units"] = "key rates in bits per symbol; seconds_per_block is hardware time at the profile's symbol rate";
+    print_json(j);
+    return;
+  }
+  std::cout << fmt::format("link plan: profile {}, {:.1f} km, {:.2f} dB, design xi {} SNU\n", profile->name,
+                           o.distance_km, loss_db, profile->xi);
+  if (!p) {
+    std::cout << "no key: " << p.error().message << '\n';
+    return;
+  }
+  std::cout << fmt::format("smallest block with key: N = {} symbols ({:.3g} s of hardware time at {:.3g} Bd)\n",
+                           p->block_symbols, p->seconds_per_block, profile->symbol_rate_baud);
+  std::cout << fmt::format("at SNR {:.4g}: beta {:.3f}, expected FER {:.3f}, K_fin {:.4e} bit/symbol, {:.0f} secret "
+                           "bits per block (asymptotic K {:.4e})\n",
+                           p->snr, p->beta, p->expected_fer, p->key_rate, p->key_bits, p->key_rate_asymptotic);
 }
 
 }  // namespace
@@ -303,6 +374,19 @@ void add_link(CLI::App& app) {
     ->check(CLI::Range(1u, 10000u));
   cmd->add_flag("--json", o->json, "print JSON");
   cmd->callback([o] { run(*o); });
+
+  auto po = std::make_shared<plan_options>();
+  auto* pc = link->add_subcommand("plan", "the smallest finite-size block that gives this link key (design values)");
+  pc->add_option("--profile", po->profile, "hardware profile: a built-in name or a TOML file")->capture_default_str();
+  pc->add_option("--distance-km", po->distance_km, "fibre length (km)")->required();
+  pc->add_option("--attenuation-db-per-km", po->attenuation, "fibre attenuation (dB/km)")->capture_default_str();
+  pc->add_option("--insertion-loss-db", po->insertion_loss, "connector and splice loss (dB)")->capture_default_str();
+  pc->add_option("--eps", po->eps, "eps_PE = eps_smooth = eps_PA")->capture_default_str();
+  pc->add_option("--beta", po->beta, "highest reconciliation efficiency to ask (default: the profile's target)");
+  pc->add_option("--max-symbols", po->max_symbols, "largest block to consider")->capture_default_str();
+  pc->add_option("--detector-model", po->model_name, "trusted or untrusted")->capture_default_str();
+  pc->add_flag("--json", po->json, "print JSON");
+  pc->callback([po] { plan(*po); });
 }
 
 }  // namespace cvqkd::cli

@@ -261,7 +261,10 @@ INSTANTIATE_TEST_SUITE_P(
               {"--detection", "--va", "--transmittance", "--distance-km", "--attenuation-db-per-km",
                "--insertion-loss-db", "--xi", "--eta", "--vel", "--beta", "--detector-model", "--n-total", "--n-pe",
                "--eps", "--eps-pe", "--eps-smooth", "--eps-pa", "--sweep-distance", "--csv", "--plot", "--json"}},
-    help_case{"link", {"link"}, {"simulate"}},
+    help_case{"link", {"link"}, {"simulate", "plan"}},
+    help_case{"link_plan",
+              {"link", "plan"},
+              {"--profile", "--distance-km", "--insertion-loss-db", "--eps", "--beta", "--max-symbols", "--json"}},
     help_case{"link_simulate",
               {"link", "simulate"},
               {"--profile", "--distance-km", "--attenuation-db-per-km", "--insertion-loss-db", "--symbols", "--n-pe",
@@ -574,6 +577,16 @@ INSTANTIATE_TEST_SUITE_P(
     bad_case{"unknown_flag", link_args({"--bogus-flag"}), 2, {"--bogus-flag"}}),
   [](const auto& info) { return info.param.name; });
 
+INSTANTIATE_TEST_SUITE_P(
+  link_plan, cli_bad_flag,
+  ::testing::Values(
+    bad_case{"distance_missing", {"link", "plan"}, 2, {"--distance-km", "required"}},
+    bad_case{"distance_negative", {"link", "plan", "--distance-km", "-1"}, 2, {"--distance-km", "-1"}},
+    bad_case{"beta_one", {"link", "plan", "--distance-km", "25", "--beta", "1"}, 2, {"--beta"}},
+    bad_case{"max_symbols_tiny", {"link", "plan", "--distance-km", "25", "--max-symbols", "10"}, 2, {"--max-symbols"}},
+    bad_case{"profile_unknown", {"link", "plan", "--distance-km", "25", "--profile", "nope"}, 2, {"nope"}}),
+  [](const auto& info) { return info.param.name; });
+
 INSTANTIATE_TEST_SUITE_P(profiles, cli_bad_flag,
                          ::testing::Values(bad_case{"show_unknown", {"profiles", "show", "nope"}, 2, {"nope", "llo_metro"}},
                                            bad_case{"show_without_name", {"profiles", "show"}, 2, {"name"}}),
@@ -618,6 +631,30 @@ TEST(cli_link, EstimatesBracketTheTruthAndAreReproducible) {
   EXPECT_NE(k.at("estimated").at("transmittance").get<double>(), j.at("estimated").at("transmittance").get<double>());
   EXPECT_NE(k.at("estimated").at("xi").get<double>(), j.at("estimated").at("xi").get<double>());
   EXPECT_EQ(k.at("true"), j.at("true"));
+}
+
+TEST(cli_link, PlanGivesTheSmallestBlockOrSaysWhyNone) {
+  const auto r = run_cvqkd({"link", "plan", "--profile", "llo_metro", "--distance-km", "25", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  const auto j = parse_json(r);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  const auto n = j.at("block_symbols").get<std::uint64_t>();
+  EXPECT_GE(n, 10'000u);
+  EXPECT_LE(n, 20'000'000u);  // link simulate makes key at 2e7 symbols on this link
+  EXPECT_GT(j.at("key_bits_per_block").get<double>(), 0.0);
+  EXPECT_LE(j.at("beta").get<double>(), 0.95);
+  EXPECT_TRUE(j.at("no_key_reason").is_null());
+  // Longer link, larger block.
+  const auto far = run_cvqkd({"link", "plan", "--profile", "llo_metro", "--distance-km", "40", "--json"});
+  ASSERT_EQ(far.exit_code, 0) << show(far);
+  EXPECT_GT(parse_json(far).at("block_symbols").get<std::uint64_t>(), n);
+  // The Tokyo 90 km loop-back (30 dB): no block, and why.
+  const auto none = run_cvqkd({"link", "plan", "--profile", "tlo_80km", "--distance-km", "0", "--insertion-loss-db",
+                               "30", "--json"});
+  ASSERT_EQ(none.exit_code, 0) << show(none);
+  const auto k = parse_json(none);
+  EXPECT_TRUE(k.at("block_symbols").is_null());
+  EXPECT_FALSE(k.at("no_key_reason").get<std::string>().empty());
 }
 
 TEST(cli_link, InterceptResendLeavesNoKey) {
