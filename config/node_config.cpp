@@ -327,13 +327,21 @@ expected<node_config> parse_node_config(std::string_view toml_text, std::string_
           r.fail(p + "length_km", fmt::format("{} km plus {} dB is more than 100 dB of loss; the model covers T >= 1e-10",
                                               l.length_km, l.extra_loss_db));
         l.block_symbols = l.profile.block_symbols;
-        if (auto v = r.whole(t, p, "block_symbols", false, 1000, 1e10, "a block size N (symbols)")) l.block_symbols = *v;
+        if (const auto* b = t.get("block_symbols"); b != nullptr && b->is_string()) {
+          if (b->value_or(std::string{}) == "auto") l.block_auto = true;
+          else
+            r.fail(p + "block_symbols", fmt::format("got \"{}\", expected a whole number of symbols or \"auto\" (the "
+                                                    "smallest block with key, see `cvqkd link plan`)",
+                                                    b->value_or(std::string{})));
+        } else if (auto v = r.whole(t, p, "block_symbols", false, 1000, 1e10, "a block size N (symbols)")) {
+          l.block_symbols = *v;
+        }
         if (auto v = r.number(t, p, "pe_fraction", false, 0, 1, true, "the disclosed fraction of the block")) {
           if (*v >= 1) r.fail(p + "pe_fraction", fmt::format("got {}, expected a fraction below 1", *v));
           l.pe_fraction = *v;
         }
         if (auto v = r.whole(t, p, "frame_symbols", false, 1000, 1e10, "symbols per hardware frame")) l.frame_symbols = *v;
-        if (r.ok() && l.frame_symbols > l.block_symbols) {
+        if (r.ok() && l.frame_symbols > l.block_symbols && !l.block_auto) {
           if (t.get("frame_symbols") != nullptr)
             r.fail(p + "frame_symbols", fmt::format("{} exceeds block_symbols {}; give frame_symbols <= block_symbols",
                                                     l.frame_symbols, l.block_symbols));

@@ -63,6 +63,7 @@ struct link_config {
   double length_km = 0.0;            // fibre length, >= 0
   double extra_loss_db = 0.0;        // insertion loss on top of the fibre, >= 0
   std::uint64_t block_symbols = 0;   // N per round; default the profile's block_symbols
+  bool block_auto = false;           // block_symbols = "auto": the node sets N at start (links::plan_block)
   double pe_fraction = 0.5;          // n_pe / N, (0, 1)
   std::uint64_t frame_symbols = 262'144;  // symbols per hardware frame, [1000, block_symbols]
   double beta = 0.0;                 // reconciliation efficiency asked for; default the profile's beta_target

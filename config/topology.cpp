@@ -180,15 +180,21 @@ expected<topology> parse_topology(std::string_view text, std::string_view source
     } else {
       l.profile = *prof;
     }
-    l.block_symbols = p.count(*t, prefix, "block_symbols", 1000, 10'000'000'000ull, "symbols per block")
-                        .value_or(l.profile.block_symbols);
+    if (const auto* b = t->get("block_symbols"); b != nullptr && b->is_string()) {
+      l.block_symbols = l.profile.block_symbols;  // until the node plans it
+      if (b->value_or(std::string{}) == "auto") l.block_auto = true;
+      else p.fail(prefix + "block_symbols", "expected a whole number of symbols or \"auto\"");
+    } else {
+      l.block_symbols = p.count(*t, prefix, "block_symbols", 1000, 10'000'000'000ull, "symbols per block")
+                          .value_or(l.profile.block_symbols);
+    }
     l.beta = p.number(*t, prefix, "beta", 0.5, 0.999, "reconciliation efficiency").value_or(0.0);
     if (const auto* s = t->get("short_codes")) {
       if (!s->is_boolean()) p.fail(prefix + "short_codes", "expected true or false");
       l.short_codes = s->value_or(false);
     }
-    l.frame_symbols = p.count(*t, prefix, "frame_symbols", 1000, l.block_symbols, "symbols per hardware frame, at most "
-                                                                                  "the block")
+    l.frame_symbols = p.count(*t, prefix, "frame_symbols", 1000, l.block_auto ? 10'000'000'000ull : l.block_symbols,
+                              "symbols per hardware frame, at most the block")
                         .value_or(std::min<std::uint64_t>(262'144, l.block_symbols));
     l.pool_max_bits = p.count(*t, prefix, "pool_max_bits", 0, UINT64_MAX / 2, "pool limit in bits").value_or(0);
     topo.links.push_back(std::move(l));

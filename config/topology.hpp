@@ -37,6 +37,7 @@ struct topology_link {
   std::string profile_name;
   hardware_profile profile;
   std::uint64_t block_symbols = 0;
+  bool block_auto = false;  // block_symbols = "auto": written through to the node files
   double beta = 0.0;              // 0: the profile's beta_target
   bool short_codes = false;
   std::uint64_t frame_symbols = 262'144;

@@ -144,7 +144,8 @@ expected<std::vector<std::pair<std::string, std::string>>> render_node_files(con
       t += fmt::format("role = {}\n", alice ? "\"alice\"" : "\"bob\"");
       t += fmt::format("profile = {}\n", toml_string(profile_reference(l.profile_name)));
       t += fmt::format("length_km = {}\nextra_loss_db = {}\n", l.length_km, extra_loss_db(l));
-      t += fmt::format("block_symbols = {}\nframe_symbols = {}\n", l.block_symbols, l.frame_symbols);
+      t += l.block_auto ? fmt::format("block_symbols = \"auto\"\nframe_symbols = {}\n", l.frame_symbols)
+                        : fmt::format("block_symbols = {}\nframe_symbols = {}\n", l.block_symbols, l.frame_symbols);
       if (l.beta > 0) t += fmt::format("beta = {}\n", l.beta);
       t += fmt::format("short_codes = {}\npool_max_bits = {}\nseed = {}\n", l.short_codes ? "true" : "false",
                        l.pool_max_bits, link_seed(l.id));

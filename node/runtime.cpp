@@ -22,6 +22,7 @@
 #include "actors/node_actors.hpp"
 #include "actors/relay_actor.hpp"
 #include "actors/system.hpp"
+#include "links/block_plan.hpp"
 #include "node/link_store.hpp"
 #include "node/metrics/metrics.hpp"
 #include "node/pki/pki.hpp"
@@ -126,7 +127,35 @@ actors::link_summary summary_of(const config::link_config& l) {
 
 }  // namespace
 
-expected<void> run_node(const config::node_config& c) {
+// Links with block_symbols = "auto" get the smallest block with a positive expected key at their
+// design values (links::plan_block); both ends compute it from the same inputs, so they agree. A link
+// that makes no key at any size keeps its profile's block and will say why in its rounds.
+config::node_config with_planned_blocks(config::node_config c) {
+  for (auto& l : c.links) {
+    if (!l.block_auto) continue;
+    links::block_plan_inputs in;
+    in.profile = l.profile;
+    in.transmittance = l.transmittance();
+    in.model = c.model;
+    in.eps = security::epsilons{.pe = c.eps_pe, .smooth = c.eps_smooth, .pa = c.eps_pa};
+    in.beta_target = l.beta;
+    in.pe_fraction = l.pe_fraction;
+    if (auto plan = links::plan_block(in)) {
+      l.block_symbols = std::max<std::uint64_t>(plan->block_symbols, 1000);
+      spdlog::info("node {}: link {}: block_symbols = {} (auto: smallest block with key; expected {:.0f} bits per "
+                   "block at beta {:.3f}, FER {:.2f})",
+                   c.id, l.id, l.block_symbols, plan->key_bits, plan->beta, plan->expected_fer);
+    } else {
+      spdlog::warn("node {}: link {}: block_symbols = \"auto\" kept the profile's {}: {}", c.id, l.id,
+                   l.block_symbols, plan.error().message);
+    }
+    l.frame_symbols = std::min(l.frame_symbols, l.block_symbols);
+  }
+  return c;
+}
+
+expected<void> run_node(const config::node_config& given) {
+  const config::node_config c = with_planned_blocks(given);
   // Every thread CAF starts inherits this mask, so the signals reach only sigwait below.
   sigset_t signals;
   sigemptyset(&signals);

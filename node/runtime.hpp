@@ -18,6 +18,13 @@ namespace cvqkd::node {
 /// (missing TLS material, bad certificate), io_error (key store, listen address in use).
 expected<void> run_node(const config::node_config& config);
 
+/// `config` with every link whose block_symbols is "auto" given the smallest block with a positive
+/// expected key at its design values (links::plan_block: T from length and loss, the profile's xi,
+/// the link's beta limit and pe_fraction, the node's epsilons); frame_symbols is clamped to the block.
+/// A link that makes no key at any size keeps its profile's block (logged with the reason). Both ends
+/// of a link compute the same N from the same inputs.
+config::node_config with_planned_blocks(config::node_config config);
+
 /// Connects to the running node's endpoint over the same TLS channel (with the node's own
 /// certificate) and asks for its status. Errors: io_error when the node cannot be reached within
 /// `timeout`.

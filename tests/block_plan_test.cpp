@@ -5,6 +5,7 @@
 
 #include "config/profile.hpp"
 #include "links/block_plan.hpp"
+#include "node/runtime.hpp"
 #include "reconciliation/ldpc/operating_point.hpp"
 #include "reconciliation/security/key_rate.hpp"
 
@@ -67,6 +68,35 @@ TEST(BlockPlan, BadInputIsRefused) {
   in = metro(25);
   in.pe_fraction = 1.0;
   EXPECT_EQ(links::plan_block(in).error().code, errc::invalid_argument);
+}
+
+TEST(BlockPlan, NodeConfigAutoBlocksArePlannedAndOthersKept) {
+  config::node_config c;
+  c.id = "ko1";
+  config::link_config l;
+  l.id = "l25";
+  l.profile = *config::builtin_profile("llo_metro");
+  l.length_km = 25;
+  l.beta = l.profile.beta_target;
+  l.block_symbols = l.profile.block_symbols;
+  l.block_auto = true;
+  c.links.push_back(l);
+  l.id = "fixed";
+  l.block_auto = false;
+  l.block_symbols = 5'000'000;
+  c.links.push_back(l);
+  l.id = "loop";  // 90 km at 0.33 dB/km: no key at any size
+  l.block_auto = true;
+  l.length_km = 150;
+  l.block_symbols = l.profile.block_symbols;
+  c.links.push_back(l);
+  const auto planned = node::with_planned_blocks(c);
+  links::block_plan_inputs in = metro(25);
+  in.eps = sec::epsilons{.pe = c.eps_pe, .smooth = c.eps_smooth, .pa = c.eps_pa};
+  EXPECT_EQ(planned.links[0].block_symbols, links::plan_block(in)->block_symbols);
+  EXPECT_LE(planned.links[0].frame_symbols, planned.links[0].block_symbols);
+  EXPECT_EQ(planned.links[1].block_symbols, 5'000'000u);
+  EXPECT_EQ(planned.links[2].block_symbols, l.profile.block_symbols);
 }
 
 }  // namespace

@@ -95,6 +95,7 @@ void check_consistent(const config::topology& topo,
       EXPECT_EQ(e->profile.symbol_rate_baud, l.profile.symbol_rate_baud);
       EXPECT_EQ(e->length_km, l.length_km);
       EXPECT_EQ(e->block_symbols, l.block_symbols);
+      EXPECT_EQ(e->block_auto, l.block_auto);
       EXPECT_EQ(e->frame_symbols, l.frame_symbols);
       EXPECT_EQ(e->short_codes, l.short_codes);
       EXPECT_EQ(e->pool_max_bits, l.pool_max_bits);

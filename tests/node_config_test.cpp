@@ -112,6 +112,17 @@ TEST(node_config, beta_and_block_default_to_the_profile) {
   EXPECT_EQ(c->links[0].block_symbols, c->links[0].profile.block_symbols);
 }
 
+TEST(node_config, block_auto_is_accepted_and_other_words_are_refused) {
+  auto c = parse_node_config(with(valid, "block_symbols =", "block_symbols = \"auto\""), "node.toml", "/");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_TRUE(c->links[0].block_auto);
+  EXPECT_EQ(c->links[0].block_symbols, c->links[0].profile.block_symbols);  // until the node plans it
+  auto bad = parse_node_config(with(valid, "block_symbols =", "block_symbols = \"big\""), "node.toml", "/");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("block_symbols"), std::string::npos) << bad.error().message;
+  EXPECT_NE(bad.error().message.find("auto"), std::string::npos) << bad.error().message;
+}
+
 TEST(node_config, frame_default_shrinks_to_a_small_block) {
   auto c = parse_node_config(with(valid, "block_symbols =", "block_symbols = 100000"), "node.toml", "/");
   ASSERT_TRUE(c) << c.error().message;

@@ -41,6 +41,10 @@ TEST(topology, mistakes_are_refused_naming_the_field) {
     EXPECT_EQ(r.error().code, errc::config_error);
     EXPECT_NE(r.error().message.find(field), std::string::npos) << r.error().message;
   };
+  auto planned = parse_topology(nodes + link + "block_symbols = \"auto\"\n", "t");
+  ASSERT_TRUE(planned.has_value()) << planned.error().message;
+  EXPECT_TRUE(planned->links[0].block_auto);
+  expect_error(nodes + link + "block_symbols = \"big\"\n", "links[0].block_symbols");
   expect_error(nodes + link + "colour = 1\n", "links[0].colour");
   expect_error(nodes + "[[links]]\nid = \"x\"\na = \"A\"\nb = \"Z\"\nlength_km = 1\nprofile = \"llo_metro\"\n", "links[0].b");
   expect_error(nodes + "[[links]]\nid = \"x\"\na = \"A\"\nb = \"A\"\nlength_km = 1\nprofile = \"llo_metro\"\n", "links[0].b");
