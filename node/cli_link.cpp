@@ -20,12 +20,18 @@ namespace {
 
 constexpr double inf = std::numeric_limits<double>::infinity();
 
-struct simulate_options {
+// What `link simulate` and `link plan` both take: the profile, the fibre, the model and the epsilons.
+struct link_flags {
   std::string profile = "llo_metro";
-  double distance_km = 0, attenuation = 0.2, insertion_loss = 0;
-  double symbols = 0, n_pe = 0, eps = 1e-10, beta = 0;
+  double distance_km = 0, attenuation = 0.2, insertion_loss = 0, eps = 1e-10;
+  std::string model_name = "trusted";
+};
+
+struct simulate_options {
+  link_flags link;
+  double symbols = 0, n_pe = 0, beta = 0;
   std::uint64_t seed = 1;
-  std::string model_name = "trusted", eve = "none";
+  std::string eve = "none";
   std::vector<std::string> faults;
   std::string attack;
   double attack_xi = 0;
@@ -89,7 +95,15 @@ hw::fault_state parse_faults(const std::vector<std::string>& specs) {
 
 nlohmann::json number_or_null(const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); }
 
-void run(const simulate_options& o) {
+struct checked_link {
+  hardware_profile profile;
+  double transmittance;  // T of fibre and insertion loss
+  detector_model model;
+  security::epsilons eps;
+};
+
+// Validates the shared flags; usage errors name the flag.
+checked_link check(const link_flags& o) {
   auto profile = config::resolve_profile(o.profile);
   if (!profile) fail_with(profile.error());
   require_range("--distance-km", o.distance_km, 0, inf, false, true, "a fibre length (km)");
@@ -98,15 +112,31 @@ void run(const simulate_options& o) {
   require_range("--eps", o.eps, 0, 1, true, true, "a failure probability");
   const auto model = parse_detector_model(o.model_name);
   if (!model) usage("--detector-model", fmt::format("got '{}', expected trusted or untrusted", o.model_name));
-
-  links::simulation_config c;
-  c.hardware.profile = *profile;
-  c.hardware.transmittance = fibre_transmittance(o.distance_km, o.attenuation, o.insertion_loss);
-  if (c.hardware.transmittance < security::min_transmittance)
+  const double t = fibre_transmittance(o.distance_km, o.attenuation, o.insertion_loss);
+  if (t < security::min_transmittance)
     usage("--distance-km", fmt::format("{} km at {} dB/km plus {} dB is {:.1f} dB of loss; the model covers at most "
                                        "100 dB (T >= 1e-10)",
                                        o.distance_km, o.attenuation, o.insertion_loss,
                                        o.attenuation * o.distance_km + o.insertion_loss));
+  return {*profile, t, *model, security::epsilons{.pe = o.eps, .smooth = o.eps, .pa = o.eps}};
+}
+
+void add_link_flags(CLI::App* cmd, link_flags& o) {
+  cmd->add_option("--profile", o.profile, "hardware profile: a built-in name or a TOML file")->capture_default_str();
+  cmd->add_option("--distance-km", o.distance_km, "fibre length (km)")->required();
+  cmd->add_option("--attenuation-db-per-km", o.attenuation, "fibre attenuation (dB/km)")->capture_default_str();
+  cmd->add_option("--insertion-loss-db", o.insertion_loss, "connector and splice loss (dB)")->capture_default_str();
+  cmd->add_option("--eps", o.eps, "eps_PE = eps_smooth = eps_PA")->capture_default_str();
+  cmd->add_option("--detector-model", o.model_name, "trusted or untrusted")->capture_default_str();
+}
+
+void run(const simulate_options& o) {
+  const auto checked = check(o.link);
+  const auto* profile = &checked.profile;
+
+  links::simulation_config c;
+  c.hardware.profile = checked.profile;
+  c.hardware.transmittance = checked.transmittance;
   c.hardware.seed = o.seed;
   c.hardware.eve = parse_eve(o.eve);
   if (!o.attack.empty()) {
@@ -126,8 +156,8 @@ void run(const simulate_options& o) {
     }
   }
   c.hardware.faults = parse_faults(o.faults);
-  c.model = *model;
-  c.eps = security::epsilons{.pe = o.eps, .smooth = o.eps, .pa = o.eps};
+  c.model = checked.model;
+  c.eps = checked.eps;
   c.symbols = profile->block_symbols;
   if ((o.symbols_opt->count() > 0)) {
     require_range("--symbols", o.symbols, 1000, 1e10, false, false, "a block size (symbols)");
@@ -157,7 +187,7 @@ void run(const simulate_options& o) {
   }
   const auto& r = *rep;
   const auto& t = r.truth;
-  const double length = o.distance_km;
+  const double length = o.link.distance_km;
   const double loss_db = loss_db_from_transmittance(t.transmittance);
 
   if (o.json) {
@@ -229,7 +259,7 @@ void run(const simulate_options& o) {
   std::cout << fmt::format("link simulation: profile {} ({}, {} LO), {:.1f} km, {:.2f} dB, seed {}\n", profile->name,
                            to_string(profile->detection), to_string(profile->lo), length, loss_db, o.seed);
   std::cout << fmt::format("block N = {} symbols, {} disclosed for estimation ({} samples), eps = {:g}\n", r.n_total,
-                           r.n_pe, r.pe_samples, o.eps);
+                           r.n_pe, r.pe_samples, o.link.eps);
   std::cout << fmt::format("shot-noise calibration: N0 = {:.6g} V^2, v_el = {:.5f} SNU ({} samples each)\n",
                            r.calibration.n0_raw, r.calibration.v_el, r.calibration.samples);
   std::cout << fmt::format("{:<24} {:>14} {:>14} {:>14}\n", "", "true", "estimated", "worst case");
@@ -280,37 +310,28 @@ void run(const simulate_options& o) {
 }
 
 struct plan_options {
-  std::string profile = "llo_metro";
-  double distance_km = 0, attenuation = 0.2, insertion_loss = 0, eps = 1e-10, beta = 0, max_symbols = 1e10;
-  std::string model_name = "trusted";
+  link_flags link;
+  double beta = 0, max_symbols = 1e10;
   bool json = false;
 };
 
 void plan(const plan_options& o) {
-  auto profile = config::resolve_profile(o.profile);
-  if (!profile) fail_with(profile.error());
-  require_range("--distance-km", o.distance_km, 0, inf, false, true, "a fibre length (km)");
-  require_range("--attenuation-db-per-km", o.attenuation, 0, inf, false, true, "a fibre attenuation (dB/km)");
-  require_range("--insertion-loss-db", o.insertion_loss, 0, inf, false, true, "an insertion loss (dB)");
-  require_range("--eps", o.eps, 0, 1, true, true, "a failure probability");
+  const auto checked = check(o.link);
+  const auto* profile = &checked.profile;
   require_range("--beta", o.beta, 0, 1, false, true, "a reconciliation efficiency (0: the profile's target)");
   require_range("--max-symbols", o.max_symbols, 1e4, 1e12, false, false, "a block size (symbols)");
-  const auto model = parse_detector_model(o.model_name);
-  if (!model) usage("--detector-model", fmt::format("got '{}', expected trusted or untrusted", o.model_name));
   links::block_plan_inputs in;
-  in.profile = *profile;
-  in.transmittance = fibre_transmittance(o.distance_km, o.attenuation, o.insertion_loss);
-  if (in.transmittance < security::min_transmittance)
-    usage("--distance-km", "the loss exceeds the 100 dB the model covers (T >= 1e-10)");
-  in.model = *model;
-  in.eps = security::epsilons{.pe = o.eps, .smooth = o.eps, .pa = o.eps};
+  in.profile = checked.profile;
+  in.transmittance = checked.transmittance;
+  in.model = checked.model;
+  in.eps = checked.eps;
   in.beta_target = o.beta;
   in.max_symbols = static_cast<std::uint64_t>(o.max_symbols);
   const double loss_db = loss_db_from_transmittance(in.transmittance);
   auto p = links::plan_block(in);
   if (!p && p.error().code != errc::no_secret_key) fail_with(p.error());
   if (o.json) {
-    nlohmann::json j{{"profile", profile->name}, {"distance_km", o.distance_km}, {"loss_db", loss_db},
+    nlohmann::json j{{"profile", profile->name}, {"distance_km", o.link.distance_km}, {"loss_db", loss_db},
                      {"beta_target", o.beta == 0 ? profile->beta_target : o.beta}};
     if (p) {
       j["block_symbols"] = p->block_symbols;
@@ -331,7 +352,7 @@ void plan(const plan_options& o) {
     return;
   }
   std::cout << fmt::format("link plan: profile {}, {:.1f} km, {:.2f} dB, design xi {} SNU\n", profile->name,
-                           o.distance_km, loss_db, profile->xi);
+                           o.link.distance_km, loss_db, profile->xi);
   if (!p) {
     std::cout << "no key: " << p.error().message << '\n';
     return;
@@ -350,16 +371,11 @@ void add_link(CLI::App& app) {
   link->require_subcommand(1);
   auto o = std::make_shared<simulate_options>();
   auto* cmd = link->add_subcommand("simulate", "simulated hardware -> sifting -> parameter estimation -> key-rate bound");
-  cmd->add_option("--profile", o->profile, "hardware profile: a built-in name or a TOML file")->capture_default_str();
-  cmd->add_option("--distance-km", o->distance_km, "fibre length (km)")->required();
-  cmd->add_option("--attenuation-db-per-km", o->attenuation, "fibre attenuation (dB/km)")->capture_default_str();
-  cmd->add_option("--insertion-loss-db", o->insertion_loss, "connector and splice loss (dB)")->capture_default_str();
+  add_link_flags(cmd, o->link);
   o->symbols_opt = cmd->add_option("--symbols", o->symbols, "block size N in symbols (default: the profile's)");
   o->n_pe_opt = cmd->add_option("--n-pe", o->n_pe, "symbols disclosed for parameter estimation (default N/2)");
   cmd->add_option("--seed", o->seed, "seed of the simulation's DRBG streams")->capture_default_str()->check([](const std::string& s) { return s.find('-') != std::string::npos ? fmt::format("got {}, expected an integer in [0, 2^64)", s) : std::string{}; });
-  cmd->add_option("--eps", o->eps, "eps_PE = eps_smooth = eps_PA")->capture_default_str();
   o->beta_opt = cmd->add_option("--beta", o->beta, "reconciliation efficiency (default: the profile's target)");
-  cmd->add_option("--detector-model", o->model_name, "trusted or untrusted")->capture_default_str();
   cmd->add_option("--eve", o->eve, "none, intercept-resend[:FRACTION] or entangling-cloner:W")->capture_default_str();
   cmd->add_option("--fault", o->faults,
                   "inject a fault (repeatable): excess-noise:XI, lo-drift:RAD2, saturation:FACTOR, sample-loss:P, "
@@ -377,14 +393,9 @@ void add_link(CLI::App& app) {
 
   auto po = std::make_shared<plan_options>();
   auto* pc = link->add_subcommand("plan", "the smallest finite-size block that gives this link key (design values)");
-  pc->add_option("--profile", po->profile, "hardware profile: a built-in name or a TOML file")->capture_default_str();
-  pc->add_option("--distance-km", po->distance_km, "fibre length (km)")->required();
-  pc->add_option("--attenuation-db-per-km", po->attenuation, "fibre attenuation (dB/km)")->capture_default_str();
-  pc->add_option("--insertion-loss-db", po->insertion_loss, "connector and splice loss (dB)")->capture_default_str();
-  pc->add_option("--eps", po->eps, "eps_PE = eps_smooth = eps_PA")->capture_default_str();
+  add_link_flags(pc, po->link);
   pc->add_option("--beta", po->beta, "highest reconciliation efficiency to ask (default: the profile's target)");
   pc->add_option("--max-symbols", po->max_symbols, "largest block to consider")->capture_default_str();
-  pc->add_option("--detector-model", po->model_name, "trusted or untrusted")->capture_default_str();
   pc->add_flag("--json", po->json, "print JSON");
   pc->callback([po] { plan(*po); });
 }
