@@ -7,6 +7,7 @@
 #include <fstream>
 #include <numbers>
 #include <random>
+#include <set>
 #include <sstream>
 #include <tuple>
 
@@ -501,35 +502,43 @@ TEST(DensityEvolution, PhiAndRegularCodeThreshold) {
   EXPECT_NEAR(1 / std::sqrt(snr), 0.8747, 0.006);
 }
 
-TEST(FerRegression, ShortBlockMatchesStoredTable) {
-  // tests/data/reconcile_short_fer.json was written by `cvqkd bench reconcile --short --sweep ... --json`
-  // (command in the file); the same seeds are rerun here on fewer frames and compared with a binomial margin.
-  std::ifstream f(std::string(CVQKD_SOURCE_DIR) + "/tests/data/reconcile_short_fer.json");
-  ASSERT_TRUE(f) << "missing tests/data/reconcile_short_fer.json";
-  const auto doc = nlohmann::json::parse(f);
-  auto fam = ldpc::find_family(doc["family"].get<std::string>());
-  ASSERT_TRUE(fam);
-  const double rate = doc["rate"].get<double>();
-  auto c = ldpc::choose_for_rate(**fam, rate, 1.0, true);
-  ASSERT_TRUE(c);
-  auto h = ldpc::build(*c);
-  ASSERT_TRUE(h);
-  EXPECT_EQ(h->cols(), doc["frame_bits"].get<std::uint32_t>());
-  for (const auto& pt : doc["points"]) {
-    ldpc::simulation_options o;
-    o.snr = pt["snr"].get<double>();
-    o.seed = doc["seed"].get<std::uint64_t>();
-    o.threads = 2;
-    o.decoding.max_iterations = doc["max_iterations"].get<unsigned>();
-    const std::uint64_t frames = std::max<std::uint64_t>(8, doc["ci_frames"].get<std::uint64_t>() / scale_down);
-    auto s = ldpc::simulate_reconciliation(*h, o, frames);
-    ASSERT_TRUE(s) << s.error().message;
-    const double fer_ref = pt["fer"].get<double>();
-    const double fer = double(s->failed) / double(frames);
-    const double margin = 3 * std::sqrt(std::max(fer_ref * (1 - fer_ref), 0.02) / double(frames)) + 1.0 / frames;
-    EXPECT_NEAR(fer, fer_ref, margin) << "snr " << o.snr;
-    EXPECT_EQ(s->undetected, 0u);
+TEST(FerRegression, ShortBlockOfEveryFamilyMatchesItsStoredTable) {
+  // tests/data/reconcile_short_fer*.json were written by `cvqkd bench reconcile --short --sweep ... --json`
+  // (command in each file), one per shipped family; the same seeds are rerun here on fewer frames and
+  // compared with a binomial margin.
+  std::set<std::string> families;
+  for (const char* name : {"reconcile_short_fer.json", "reconcile_short_fer_r002.json", "reconcile_short_fer_r019.json",
+                           "reconcile_short_fer_r027.json"}) {
+    SCOPED_TRACE(name);
+    std::ifstream f(std::string(CVQKD_SOURCE_DIR) + "/tests/data/" + name);
+    ASSERT_TRUE(f) << "missing tests/data/" << name;
+    const auto doc = nlohmann::json::parse(f);
+    auto fam = ldpc::find_family(doc["family"].get<std::string>());
+    ASSERT_TRUE(fam);
+    families.insert(std::string((*fam)->name));
+    const double rate = doc["rate"].get<double>();
+    auto c = ldpc::choose_for_rate(**fam, rate, 1.0, true);
+    ASSERT_TRUE(c);
+    auto h = ldpc::build(*c);
+    ASSERT_TRUE(h);
+    EXPECT_EQ(h->cols(), doc["frame_bits"].get<std::uint32_t>());
+    for (const auto& pt : doc["points"]) {
+      ldpc::simulation_options o;
+      o.snr = pt["snr"].get<double>();
+      o.seed = doc["seed"].get<std::uint64_t>();
+      o.threads = 2;
+      o.decoding.max_iterations = doc["max_iterations"].get<unsigned>();
+      const std::uint64_t frames = std::max<std::uint64_t>(8, doc["ci_frames"].get<std::uint64_t>() / scale_down);
+      auto s = ldpc::simulate_reconciliation(*h, o, frames);
+      ASSERT_TRUE(s) << s.error().message;
+      const double fer_ref = pt["fer"].get<double>();
+      const double fer = double(s->failed) / double(frames);
+      const double margin = 3 * std::sqrt(std::max(fer_ref * (1 - fer_ref), 0.02) / double(frames)) + 1.0 / frames;
+      EXPECT_NEAR(fer, fer_ref, margin) << "snr " << o.snr;
+      EXPECT_EQ(s->undetected, 0u);
+    }
   }
+  EXPECT_EQ(families.size(), ldpc::code_families().size()) << "a shipped family has no stored FER table";
 }
 
 namespace {

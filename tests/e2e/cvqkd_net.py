@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import ssl
@@ -121,17 +122,31 @@ class Network:
 
     def stop(self, node, timeout=30):
         """SIGTERM; the exit status (None if it had to be killed)."""
-        p = self.procs.pop(node)
-        p.send_signal(signal.SIGTERM)
-        try:
-            return p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            return None
+        return self.stop_all([node], timeout)[node]
 
-    def stop_all(self):
-        return {n: self.stop(n) for n in list(self.procs)}
+    def stop_all(self, nodes=None, timeout=30):
+        """SIGTERM to the nodes (all by default) at once, as a service manager stops a site; each one's exit
+        status, None for a node that had to be killed: its threads' stacks are printed first (gdb), so that
+        a slow stop can be diagnosed from the test log."""
+        names = list(self.procs) if nodes is None else list(nodes)
+        procs = {n: self.procs.pop(n) for n in names}
+        for p in procs.values():
+            p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        codes = {}
+        for n, p in procs.items():
+            try:
+                codes[n] = p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"node {n} still runs {timeout} s after SIGTERM; its threads:", flush=True)
+                if shutil.which("gdb"):
+                    r = subprocess.run(["gdb", "-p", str(p.pid), "-batch", "-ex", "thread apply all bt 20"],
+                                       capture_output=True, text=True, timeout=300)
+                    print(r.stdout[-30000:], flush=True)
+                p.kill()
+                p.wait()
+                codes[n] = None
+        return codes
 
     def log_tail(self, node, lines=25):
         path = os.path.join(os.path.dirname(self.nodes[node]["config"]), "log")

@@ -115,7 +115,7 @@ def main():
         codes = net.stop_all()
         bad = {n: c for n, c in codes.items() if c != 0}
         if bad:
-            failures.append(f"nodes did not stop cleanly: {bad}")
+            check(False, f"nodes did not stop within 30 s of SIGTERM or exited non-zero: {bad}")
         if failures:
             for n in net.nodes:
                 print(f"--- {n} log tail:\n{net.log_tail(n, 12)}", flush=True)

@@ -161,7 +161,7 @@ def main():
         if bad:
             for n in bad:
                 print(f"--- node {n} exited with {bad[n]}; log tail:\n{net.log_tail(n)}", flush=True)
-            failures.append(f"nodes did not stop cleanly: {bad}")
+            check(False, f"nodes did not stop within 30 s of SIGTERM or exited non-zero: {bad}")
         if failures:
             for n in net.nodes:
                 print(f"--- {n} log tail:\n{net.log_tail(n, 12)}", flush=True)
