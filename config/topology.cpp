@@ -183,7 +183,11 @@ expected<topology> parse_topology(std::string_view text, std::string_view source
     if (const auto* b = t->get("block_symbols"); b != nullptr && b->is_string()) {
       l.block_symbols = l.profile.block_symbols;  // until the node plans it
       if (b->value_or(std::string{}) == "auto") l.block_auto = true;
-      else p.fail(prefix + "block_symbols", "expected a whole number of symbols or \"auto\"");
+      else
+        p.fail(prefix + "block_symbols",
+               fmt::format("got \"{}\", expected a whole number of symbols or \"auto\" (the smallest block with "
+                           "key, see `cvqkd link plan`)",
+                           b->value_or(std::string{})));
     } else {
       l.block_symbols = p.count(*t, prefix, "block_symbols", 1000, 10'000'000'000ull, "symbols per block")
                           .value_or(l.profile.block_symbols);

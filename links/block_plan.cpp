@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "reconciliation/ldpc/codes.hpp"
 #include "reconciliation/ldpc/operating_point.hpp"
 
 namespace cvqkd::links {
@@ -24,22 +25,43 @@ expected<block_plan> plan_block(const block_plan_inputs& in) {
 
   block_plan plan;
   plan.snr = security::snr(p);
-  for (int k = 40; ; ++k) {  // N = 10^(k/10): 1e4, 1.26e4, 1.58e4, ...
+  for (int k = 40;; ++k) {  // N = 10^(k/10): 1e4, 1.26e4, 1.58e4, ...
     const auto n = static_cast<std::uint64_t>(std::llround(std::pow(10.0, k / 10.0)));
     if (n > in.max_symbols) break;
     const auto n_pe = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::llround(in.pe_fraction * double(n))));
+    if (n_pe >= n) continue;
     const auto stats = security::expected_statistics(p, n_pe * dims);
-    auto op = reconciliation::ldpc::choose_operating_point(plan.snr, target, p, stats, n, n_pe, n_pe * dims, in.eps);
-    if (!op) return std::unexpected(op.error());
-    const double bits = op->expected_key_rate * double(n) - double(in.overhead_bits);
-    if (op->expected_key_rate > 0.0 && bits > 0.0) {
+    // The beta a round would ask (protocol.cpp: the table for long codes, the target for short ones).
+    double beta = target, fer = 0.0;
+    if (!in.short_codes) {
+      auto op = reconciliation::ldpc::choose_operating_point(plan.snr, target, p, stats, n, n_pe, n_pe * dims, in.eps);
+      if (!op) return std::unexpected(op.error());
+      beta = op->beta;
+      fer = op->expected_fer;
+    }
+    if (fer >= 1.0) continue;  // the codes decode nothing at this beta
+    // Only whole frames of the chosen code carry key.
+    auto code = reconciliation::ldpc::select_rate(plan.snr, beta, in.short_codes);
+    if (!code) continue;  // no family offers this rate: no key at this beta, whatever N
+    const std::uint64_t frame_bits =  // n = core columns x Z + extension checks (ldpc::choose_for_rate)
+      std::uint64_t{code->family->proto.core_cols} * code->lifting + code->extension_checks;
+    const std::uint64_t frames = (n - n_pe) * dims / frame_bits;
+    if (frames == 0) continue;
+    const std::uint64_t n_used = n_pe + frames * frame_bits / dims;
+    auto k_fin = security::key_rate_finite(security::finite_size_model::lgg2010, p, stats, n_used, n_pe, beta, fer, in.eps);
+    if (!k_fin) {
+      if (k_fin.error().code == errc::no_secret_key || k_fin.error().code == errc::insufficient_data) continue;
+      return std::unexpected(k_fin.error());
+    }
+    const double bits = k_fin->key_rate * double(n_used) - double(in.overhead_bits);
+    if (k_fin->key_rate > 0.0 && bits > 0.0) {
       plan.block_symbols = n;
-      plan.beta = op->beta;
-      plan.expected_fer = op->expected_fer;
-      plan.key_rate = op->expected_key_rate;
+      plan.beta = beta;
+      plan.expected_fer = fer;
+      plan.key_rate = k_fin->key_rate * double(n_used) / double(n);
       plan.key_bits = bits;
       plan.seconds_per_block = double(n) / hp.symbol_rate_baud;
-      plan.key_rate_asymptotic = security::key_rate_asymptotic(p, op->beta);
+      plan.key_rate_asymptotic = security::key_rate_asymptotic(p, beta);
       return plan;
     }
   }

@@ -22,6 +22,7 @@ struct block_plan_inputs {
   security::epsilons eps;
   double beta_target = 0.0;               // 0: the profile's beta_target (an upper limit, as in a round)
   double pe_fraction = 0.5;               // n_pe / N
+  bool short_codes = false;               // the CI-sized code members (no FER table: the target beta, FER 0 assumed)
   std::uint64_t overhead_bits = 4096;     // per block: verification tags and authentication key, bits
   std::uint64_t max_symbols = 10'000'000'000;  // the largest block considered
 };
@@ -39,7 +40,8 @@ struct block_plan {
 
 /// The smallest block size N (symbols, on the grid 10^(k/10) from 1e4 to max_symbols) whose expected
 /// finite-size key (LGG 2010, eq. 2, with the operating beta and measured FER of the long codes) minus
-/// overhead_bits is positive, assuming the estimates equal the design values. Errors: invalid_argument
+/// overhead_bits is positive, assuming the estimates equal the design values. A round reconciles whole
+/// code frames only, so the key symbols are those of the whole frames that fit in N - n_pe (at least one). Errors: invalid_argument
 /// for T outside (0, 1], pe_fraction outside (0, 1) or a bad profile; no_secret_key, saying why, when
 /// the link makes no key even asymptotically or not below max_symbols.
 expected<block_plan> plan_block(const block_plan_inputs& in);

@@ -311,8 +311,8 @@ void run(const simulate_options& o) {
 
 struct plan_options {
   link_flags link;
-  double beta = 0, max_symbols = 1e10;
-  bool json = false;
+  double beta = 0, max_symbols = 1e10, pe_fraction = 0.5;
+  bool json = false, short_codes = false;
 };
 
 void plan(const plan_options& o) {
@@ -320,7 +320,10 @@ void plan(const plan_options& o) {
   const auto* profile = &checked.profile;
   require_range("--beta", o.beta, 0, 1, false, true, "a reconciliation efficiency (0: the profile's target)");
   require_range("--max-symbols", o.max_symbols, 1e4, 1e12, false, false, "a block size (symbols)");
+  require_range("--pe-fraction", o.pe_fraction, 0, 1, true, true, "the disclosed fraction of the block");
   links::block_plan_inputs in;
+  in.pe_fraction = o.pe_fraction;
+  in.short_codes = o.short_codes;
   in.profile = checked.profile;
   in.transmittance = checked.transmittance;
   in.model = checked.model;
@@ -396,6 +399,8 @@ void add_link(CLI::App& app) {
   add_link_flags(pc, po->link);
   pc->add_option("--beta", po->beta, "highest reconciliation efficiency to ask (default: the profile's target)");
   pc->add_option("--max-symbols", po->max_symbols, "largest block to consider")->capture_default_str();
+  pc->add_option("--pe-fraction", po->pe_fraction, "n_pe / N, as the link's pe_fraction")->capture_default_str();
+  pc->add_flag("--short-codes", po->short_codes, "the link reconciles with the short (CI-sized) code members");
   pc->add_flag("--json", po->json, "print JSON");
   pc->callback([po] { plan(*po); });
 }

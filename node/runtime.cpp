@@ -140,6 +140,7 @@ config::node_config with_planned_blocks(config::node_config c) {
     in.eps = security::epsilons{.pe = c.eps_pe, .smooth = c.eps_smooth, .pa = c.eps_pa};
     in.beta_target = l.beta;
     in.pe_fraction = l.pe_fraction;
+    in.short_codes = l.short_codes;
     if (auto plan = links::plan_block(in)) {
       l.block_symbols = std::max<std::uint64_t>(plan->block_symbols, 1000);
       spdlog::info("node {}: link {}: block_symbols = {} (auto: smallest block with key; expected {:.0f} bits per "
@@ -149,7 +150,10 @@ config::node_config with_planned_blocks(config::node_config c) {
       spdlog::warn("node {}: link {}: block_symbols = \"auto\" kept the profile's {}: {}", c.id, l.id,
                    l.block_symbols, plan.error().message);
     }
-    l.frame_symbols = std::min(l.frame_symbols, l.block_symbols);
+    if (l.frame_symbols > l.block_symbols) {
+      spdlog::info("node {}: link {}: frame_symbols {} lowered to the planned block", c.id, l.id, l.frame_symbols);
+      l.frame_symbols = l.block_symbols;
+    }
   }
   return c;
 }

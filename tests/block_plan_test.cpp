@@ -6,6 +6,7 @@
 #include "config/profile.hpp"
 #include "links/block_plan.hpp"
 #include "node/runtime.hpp"
+#include "reconciliation/ldpc/codes.hpp"
 #include "reconciliation/ldpc/operating_point.hpp"
 #include "reconciliation/security/key_rate.hpp"
 
@@ -42,13 +43,19 @@ TEST(BlockPlan, SmallestGridBlockWithPositiveKey) {
   EXPECT_NE(below.error().message.find("raise the block limit"), std::string::npos) << below.error().message;
 }
 
-TEST(BlockPlan, LongerLinksNeedLargerBlocks) {
+TEST(BlockPlan, LongerLinksNeedLargerBlocksAndEveryBlockHoldsAWholeFrame) {
   std::uint64_t last = 0;
-  for (double km : {5.0, 15.0, 25.0, 35.0}) {
-    auto plan = links::plan_block(metro(km));
+  for (double km : {1.0, 5.0, 15.0, 25.0, 35.0}) {
+    auto in = metro(km);
+    auto plan = links::plan_block(in);
     ASSERT_TRUE(plan) << km << " km: " << plan.error().message;
     EXPECT_GE(plan->block_symbols, last) << km << " km";
     last = plan->block_symbols;
+    // The key symbols (N - n_pe, two samples each for heterodyne) hold at least one code frame.
+    auto code = reconciliation::ldpc::select_rate(plan->snr, plan->beta);
+    ASSERT_TRUE(code) << km << " km";
+    const std::uint64_t frame_bits = std::uint64_t{code->family->proto.core_cols} * code->lifting + code->extension_checks;
+    EXPECT_GE(2 * (plan->block_symbols - plan->block_symbols / 2), frame_bits) << km << " km";
   }
 }
 
@@ -58,7 +65,8 @@ TEST(BlockPlan, NoKeyAtAnyBlockSizeSaysWhy) {
   auto plan = links::plan_block(in);
   ASSERT_FALSE(plan);
   EXPECT_EQ(plan.error().code, errc::no_secret_key);
-  EXPECT_NE(plan.error().message.find("block"), std::string::npos) << plan.error().message;
+  EXPECT_NE(plan.error().message.find("raise the block limit or shorten the link"), std::string::npos)
+    << plan.error().message;
 }
 
 TEST(BlockPlan, BadInputIsRefused) {
@@ -85,7 +93,7 @@ TEST(BlockPlan, NodeConfigAutoBlocksArePlannedAndOthersKept) {
   l.block_auto = false;
   l.block_symbols = 5'000'000;
   c.links.push_back(l);
-  l.id = "loop";  // 90 km at 0.33 dB/km: no key at any size
+  l.id = "far";  // 150 km at 0.2 dB/km: no key at any size
   l.block_auto = true;
   l.length_km = 150;
   l.block_symbols = l.profile.block_symbols;

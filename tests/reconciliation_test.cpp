@@ -588,7 +588,8 @@ TEST(OperatingPoint, AsksLessThanAnUndecodableTargetAndNeverMoreThanTheTarget) {
   EXPECT_GT(op->expected_key_rate, 0.0);
   EXPECT_NEAR(op->expected_fer, ldpc::expected_fer(b.snr, op->beta), 1e-12);
   // Its expected key is the best over the candidates, target included.
-  for (double beta = 0.80; beta <= 0.95; beta += 0.01) {
+  for (int i = 0; i <= 15; ++i) {
+    const double beta = 0.80 + 0.01 * i;
     auto k = sec::key_rate_finite(sec::finite_size_model::lgg2010, b.p, [&] { auto s = b.s; s.samples = 20'000'000; return s; }(),
                                   20'000'000, 10'000'000, beta, ldpc::expected_fer(b.snr, beta), e);
     if (k) {

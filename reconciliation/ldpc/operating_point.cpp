@@ -12,7 +12,8 @@ namespace {
 // Measured on the 2-core development machine (2026-11-29) with
 //   cvqkd bench reconcile --snr SNR --beta BETA --rate auto --frames 20 --threads 2 --seed 11
 //                         --max-iterations 200 --json
-// for BETA rising from 0.88 until FER >= 0.9 (rows at SNR 0.6 and 1.0 also below 0.88). 20 frames: one
+// for BETA rising from 0.88 until FER >= 0.9 (the SNR 0.6 row at 0.88, 0.90, 0.92 only; SNR 1.0 also
+// at 0.80 and 0.84). 20 frames: one
 // failed frame is 0.05; the binomial standard error at FER 0.25 is 0.10. Families as select_rate picks
 // them: pbrl-r0.02 at SNR 0.029 and 0.08, pbrl-r0.10 at 0.161, pbrl-r0.19 at 0.32, pbrl-r0.27 above.
 // What the table shows: the codes stop decoding within 0.01-0.02 of beta once past their threshold, and

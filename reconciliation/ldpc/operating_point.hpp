@@ -29,7 +29,7 @@ struct fer_measurement {
 std::span<const fer_measurement> long_code_fer_table() noexcept;
 
 /// FER the long members are expected to give at (snr, beta), in [0, 1]. Within an SNR row: linear in
-/// beta between measured points, the first point's FER below them (an upper bound: FER falls with beta),
+/// beta between measured points, the first point's FER below them (an upper bound: FER does not rise as beta falls),
 /// and 1 above the last measured beta. Between rows: linear in log(snr); outside the measured SNR range
 /// the nearest row. snr per real dimension (linear, not dB).
 double expected_fer(double snr, double beta) noexcept;

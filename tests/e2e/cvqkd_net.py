@@ -129,6 +129,9 @@ class Network:
         status, None for a node that had to be killed: its threads' stacks are printed first (gdb), so that
         a slow stop can be diagnosed from the test log."""
         names = list(self.procs) if nodes is None else list(nodes)
+        unknown = [n for n in names if n not in self.procs]
+        if unknown:
+            raise ValueError(f"not running: {unknown}")
         procs = {n: self.procs.pop(n) for n in names}
         for p in procs.values():
             p.send_signal(signal.SIGTERM)
@@ -138,14 +141,18 @@ class Network:
             try:
                 codes[n] = p.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                print(f"node {n} still runs {timeout} s after SIGTERM; its threads:", flush=True)
-                if shutil.which("gdb"):
-                    r = subprocess.run(["gdb", "-p", str(p.pid), "-batch", "-ex", "thread apply all bt 20"],
-                                       capture_output=True, text=True, timeout=300)
-                    print(r.stdout[-30000:], flush=True)
-                p.kill()
-                p.wait()
                 codes[n] = None
+                print(f"node {n} still runs {timeout} s after SIGTERM; its threads:", flush=True)
+                try:
+                    if shutil.which("gdb"):
+                        r = subprocess.run(["gdb", "-p", str(p.pid), "-batch", "-ex", "thread apply all bt 20"],
+                                           capture_output=True, text=True, timeout=120)
+                        print(r.stdout[-30000:], r.stderr[-2000:], flush=True)
+                except (subprocess.TimeoutExpired, OSError) as e:
+                    print(f"(no stacks: {e})", flush=True)
+                finally:
+                    p.kill()
+                    p.wait()
         return codes
 
     def log_tail(self, node, lines=25):
