@@ -14,6 +14,8 @@ expected<block_plan> plan_block(const block_plan_inputs& in) {
     return fail(errc::invalid_argument, fmt::format("transmittance {} must lie in (0, 1]", in.transmittance));
   if (!(in.pe_fraction > 0.0 && in.pe_fraction < 1.0))
     return fail(errc::invalid_argument, fmt::format("pe_fraction {} must lie in (0, 1)", in.pe_fraction));
+  if (!(in.key_fraction > 0.0 && in.key_fraction < 1.0))
+    return fail(errc::invalid_argument, fmt::format("key_fraction {} must lie in (0, 1)", in.key_fraction));
   const auto& hp = in.profile;
   const security::channel_parameters p{.det = hp.detection, .model = in.model, .v_a = hp.v_a,
                                        .transmittance = in.transmittance, .xi = hp.xi, .eta = hp.eta,
@@ -25,6 +27,7 @@ expected<block_plan> plan_block(const block_plan_inputs& in) {
 
   block_plan plan;
   plan.snr = security::snr(p);
+  bool any_code = false;
   for (int k = 40;; ++k) {  // N = 10^(k/10): 1e4, 1.26e4, 1.58e4, ...
     const auto n = static_cast<std::uint64_t>(std::llround(std::pow(10.0, k / 10.0)));
     if (n > in.max_symbols) break;
@@ -43,6 +46,7 @@ expected<block_plan> plan_block(const block_plan_inputs& in) {
     // Only whole frames of the chosen code carry key.
     auto code = reconciliation::ldpc::select_rate(plan.snr, beta, in.short_codes);
     if (!code) continue;  // no family offers this rate: no key at this beta, whatever N
+    any_code = true;
     const std::uint64_t frame_bits =  // n = core columns x Z + extension checks (ldpc::choose_for_rate)
       std::uint64_t{code->family->proto.core_cols} * code->lifting + code->extension_checks;
     const std::uint64_t frames = (n - n_pe) * dims / frame_bits;
@@ -54,7 +58,10 @@ expected<block_plan> plan_block(const block_plan_inputs& in) {
       return std::unexpected(k_fin.error());
     }
     const double bits = k_fin->key_rate * double(n_used) - double(in.overhead_bits);
-    if (k_fin->key_rate > 0.0 && bits > 0.0) {
+    // K_fin carries the factor (key symbols / N); per key symbol it is compared with the asymptotic key.
+    const double per_key_symbol = k_fin->key_rate * double(n_used) / double(n_used - n_pe);
+    const double enough = in.key_fraction * (1.0 - fer) * security::key_rate_asymptotic(p, beta);
+    if (k_fin->key_rate > 0.0 && bits > 0.0 && per_key_symbol >= enough) {
       plan.block_symbols = n;
       plan.beta = beta;
       plan.expected_fer = fer;
@@ -64,6 +71,21 @@ expected<block_plan> plan_block(const block_plan_inputs& in) {
       plan.key_rate_asymptotic = security::key_rate_asymptotic(p, beta);
       return plan;
     }
+  }
+  if (!any_code) {
+    namespace ldpc = reconciliation::ldpc;
+    const double want = target * ldpc::capacity(plan.snr);
+    const double lowest = ldpc::code_families().front().min_rate(), highest = ldpc::code_families().back().max_rate();
+    if (want < lowest)
+      return fail(errc::no_secret_key,
+                  fmt::format("this link's SNR {:.4g} needs code rate {:.4f}, below the lowest the shipped codes offer "
+                              "({:.4f}, `cvqkd codes list`): too much loss for them; shorten the link",
+                              plan.snr, want, lowest));
+    return fail(errc::no_secret_key,
+                fmt::format("this link's SNR {:.4g} needs code rate {:.4f} at beta {:.3f}, above the highest the "
+                            "shipped codes offer ({:.4f}, `cvqkd codes list`): lower the link's beta, or V_A in its "
+                            "profile",
+                            plan.snr, want, target, highest));
   }
   const double asymptotic = security::key_rate_asymptotic(p, target);
   if (asymptotic <= 0.0)

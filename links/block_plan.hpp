@@ -24,6 +24,9 @@ struct block_plan_inputs {
   double pe_fraction = 0.5;               // n_pe / N
   bool short_codes = false;               // the CI-sized code members (no FER table: the target beta, FER 0 assumed)
   std::uint64_t overhead_bits = 4096;     // per block: verification tags and authentication key, bits
+  double key_fraction = 0.25;             // the finite-size key per key symbol must reach this share of
+                                          // (1 - FER)(beta I_AB - chi_BE): at the bare break-even N the
+                                          // estimates' fluctuation aborts about half of the rounds
   std::uint64_t max_symbols = 10'000'000'000;  // the largest block considered
 };
 
@@ -40,10 +43,12 @@ struct block_plan {
 
 /// The smallest block size N (symbols, on the grid 10^(k/10) from 1e4 to max_symbols) whose expected
 /// finite-size key (LGG 2010, eq. 2, with the operating beta and measured FER of the long codes) minus
-/// overhead_bits is positive, assuming the estimates equal the design values. A round reconciles whole
+/// overhead_bits is positive and, per key symbol, at least key_fraction of the asymptotic key at that
+/// beta, assuming the estimates equal the design values. A round reconciles whole
 /// code frames only, so the key symbols are those of the whole frames that fit in N - n_pe (at least one). Errors: invalid_argument
-/// for T outside (0, 1], pe_fraction outside (0, 1) or a bad profile; no_secret_key, saying why, when
-/// the link makes no key even asymptotically or not below max_symbols.
+/// for T outside (0, 1], pe_fraction or key_fraction outside (0, 1) or a bad profile; no_secret_key,
+/// saying why, when no shipped code offers the rate the SNR asks, the link makes no key even
+/// asymptotically, or not below max_symbols.
 expected<block_plan> plan_block(const block_plan_inputs& in);
 
 }  // namespace cvqkd::links

@@ -311,7 +311,7 @@ void run(const simulate_options& o) {
 
 struct plan_options {
   link_flags link;
-  double beta = 0, max_symbols = 1e10, pe_fraction = 0.5;
+  double beta = 0, max_symbols = 1e10, pe_fraction = 0.5, key_fraction = 0.25;
   bool json = false, short_codes = false;
 };
 
@@ -322,7 +322,9 @@ void plan(const plan_options& o) {
   require_range("--max-symbols", o.max_symbols, 1e4, 1e12, false, false, "a block size (symbols)");
   require_range("--pe-fraction", o.pe_fraction, 0, 1, true, true, "the disclosed fraction of the block");
   links::block_plan_inputs in;
+  require_range("--key-fraction", o.key_fraction, 0, 1, true, true, "a share of the asymptotic key");
   in.pe_fraction = o.pe_fraction;
+  in.key_fraction = o.key_fraction;
   in.short_codes = o.short_codes;
   in.profile = checked.profile;
   in.transmittance = checked.transmittance;
@@ -401,6 +403,9 @@ void add_link(CLI::App& app) {
   pc->add_option("--max-symbols", po->max_symbols, "largest block to consider")->capture_default_str();
   pc->add_option("--pe-fraction", po->pe_fraction, "n_pe / N, as the link's pe_fraction")->capture_default_str();
   pc->add_flag("--short-codes", po->short_codes, "the link reconciles with the short (CI-sized) code members");
+  pc->add_option("--key-fraction", po->key_fraction,
+                 "finite-size key per key symbol as a share of the asymptotic key (margin against the "
+                 "estimates' fluctuation)")->capture_default_str();
   pc->add_flag("--json", po->json, "print JSON");
   pc->callback([po] { plan(*po); });
 }

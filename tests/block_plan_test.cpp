@@ -65,8 +65,15 @@ TEST(BlockPlan, NoKeyAtAnyBlockSizeSaysWhy) {
   auto plan = links::plan_block(in);
   ASSERT_FALSE(plan);
   EXPECT_EQ(plan.error().code, errc::no_secret_key);
-  EXPECT_NE(plan.error().message.find("raise the block limit or shorten the link"), std::string::npos)
+  EXPECT_NE(plan.error().message.find("below the lowest the shipped codes offer"), std::string::npos)
     << plan.error().message;
+  // A short link with a strong transmitter: the rate asked is above every code.
+  auto near = metro(1, 0.0, "tlo_80km");
+  auto high = links::plan_block(near);
+  ASSERT_FALSE(high);
+  EXPECT_NE(high.error().message.find("lower the link's beta"), std::string::npos) << high.error().message;
+  near.beta_target = 0.5;  // which the codes offer
+  EXPECT_TRUE(links::plan_block(near)) << "beta 0.5 at 1 km";
 }
 
 TEST(BlockPlan, BadInputIsRefused) {
