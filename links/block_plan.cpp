@@ -47,8 +47,7 @@ expected<block_plan> plan_block(const block_plan_inputs& in) {
     auto code = reconciliation::ldpc::select_rate(plan.snr, beta, in.short_codes);
     if (!code) continue;  // no family offers this rate: no key at this beta, whatever N
     any_code = true;
-    const std::uint64_t frame_bits =  // n = core columns x Z + extension checks (ldpc::choose_for_rate)
-      std::uint64_t{code->family->proto.core_cols} * code->lifting + code->extension_checks;
+    const std::uint64_t frame_bits = code->frame_bits();
     const std::uint64_t frames = (n - n_pe) * dims / frame_bits;
     if (frames == 0) continue;
     const std::uint64_t n_used = n_pe + frames * frame_bits / dims;
@@ -60,7 +59,8 @@ expected<block_plan> plan_block(const block_plan_inputs& in) {
     const double bits = k_fin->key_rate * double(n_used) - double(in.overhead_bits);
     // K_fin carries the factor (key symbols / N); per key symbol it is compared with the asymptotic key.
     const double per_key_symbol = k_fin->key_rate * double(n_used) / double(n_used - n_pe);
-    const double enough = in.key_fraction * (1.0 - fer) * security::key_rate_asymptotic(p, beta);
+    const double asymptotic = security::key_rate_asymptotic(p, beta);
+    const double enough = in.key_fraction * (1.0 - fer) * asymptotic;
     if (k_fin->key_rate > 0.0 && bits > 0.0 && per_key_symbol >= enough) {
       plan.block_symbols = n;
       plan.beta = beta;
@@ -68,7 +68,7 @@ expected<block_plan> plan_block(const block_plan_inputs& in) {
       plan.key_rate = k_fin->key_rate * double(n_used) / double(n);
       plan.key_bits = bits;
       plan.seconds_per_block = double(n) / hp.symbol_rate_baud;
-      plan.key_rate_asymptotic = security::key_rate_asymptotic(p, beta);
+      plan.key_rate_asymptotic = asymptotic;
       return plan;
     }
   }

@@ -62,6 +62,10 @@ struct rate_choice {
   std::uint64_t extension_checks = 0;
   double rate = 0;  // information bits per code bit
   double beta = 0;  // rate / capacity(snr)
+  /// Frame length n in bits: core columns x Z plus one degree-one variable per extension check.
+  std::uint64_t frame_bits() const noexcept {
+    return std::uint64_t{family->proto.core_cols} * lifting + extension_checks;
+  }
 };
 
 /// Chooses the family and the number of extension checks giving the lowest rate R >= target_beta *

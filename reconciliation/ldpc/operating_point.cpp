@@ -13,8 +13,7 @@ namespace {
 //   cvqkd bench reconcile --snr SNR --beta BETA --rate auto --frames 20 --threads 2 --seed 11
 //                         --max-iterations 200 --json
 // for BETA rising from 0.88 until FER >= 0.9 (the SNR 0.6 row at 0.88, 0.90, 0.92 only; SNR 1.0 also
-// at 0.80 and 0.84). 20 frames: one
-// failed frame is 0.05; the binomial standard error at FER 0.25 is 0.10. Families as select_rate picks
+// at 0.80 and 0.84). 20 frames: one failed frame is 0.05; the binomial standard error at FER 0.25 is 0.10. Families as select_rate picks
 // them: pbrl-r0.02 at SNR 0.029 and 0.08, pbrl-r0.10 at 0.161, pbrl-r0.19 at 0.32, pbrl-r0.27 above.
 // What the table shows: the codes stop decoding within 0.01-0.02 of beta once past their threshold, and
 // the punctured (high-rate) end of pbrl-r0.27 is weak: at SNR 0.6 (rate 0.31 at beta 0.92) no frame decodes.
@@ -51,17 +50,20 @@ double row_fer(const fer_measurement* first, const fer_measurement* last, double
 std::span<const fer_measurement> long_code_fer_table() noexcept { return table; }
 
 double expected_fer(double snr, double beta) noexcept {
-  // Rows: runs of equal SNR.
+  // Rows: runs of equal SNR, found once (the table is constant; a plan calls this thousands of times).
   struct row {
     const fer_measurement *first, *last;
   };
-  std::vector<row> rows;
-  for (const auto* q = std::begin(table); q != std::end(table);) {
-    const auto* e = q;
-    while (e != std::end(table) && e->snr == q->snr) ++e;
-    rows.push_back({q, e});
-    q = e;
-  }
+  static const std::vector<row> rows = [] {
+    std::vector<row> r;
+    for (const auto* q = std::begin(table); q != std::end(table);) {
+      const auto* e = q;
+      while (e != std::end(table) && e->snr == q->snr) ++e;
+      r.push_back({q, e});
+      q = e;
+    }
+    return r;
+  }();
   const auto fer_of = [&](const row& r) { return row_fer(r.first, r.last, beta); };
   if (!(snr > rows.front().first->snr)) return fer_of(rows.front());
   for (std::size_t i = 1; i < rows.size(); ++i)
