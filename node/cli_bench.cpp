@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "node/cli_common.hpp"
+#include "reconciliation/ldpc/check_kernels.hpp"
 #include "reconciliation/ldpc/codes.hpp"
 #include "reconciliation/ldpc/frame_simulation.hpp"
 #include "reconciliation/verification/hash.hpp"
@@ -77,7 +78,14 @@ ldpc::rate_choice choose_code(const reconcile_options& o) {
 struct run_result {
   ldpc::simulation_summary s;
   double snr, rate, beta;
+  double cpu_seconds = 0;  // process CPU (user + system) over the point: channel simulation, MDR, decoding
 };
+
+double process_cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + 1e-6 * double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
 
 run_result run_point(const ldpc::qc_matrix& h, const ldpc::rate_choice& c, const reconcile_options& o, double snr) {
   ldpc::simulation_options so;
@@ -91,9 +99,11 @@ run_result run_point(const ldpc::qc_matrix& h, const ldpc::rate_choice& c, const
   if (!rule) usage("--rule", rule.error().message);
   so.decoding.sched = *sched;
   so.decoding.rule = *rule;
+  const double cpu0 = process_cpu_seconds();
   auto s = ldpc::simulate_reconciliation(h, so, o.frames);
+  const double cpu = process_cpu_seconds() - cpu0;
   if (!s) fail_with(s.error());
-  return {*s, snr, c.rate, c.rate / ldpc::capacity(snr)};
+  return {*s, snr, c.rate, c.rate / ldpc::capacity(snr), cpu};
 }
 
 nlohmann::json point_json(const run_result& r, const ldpc::qc_matrix& h, const ldpc::rate_choice& c,
@@ -122,6 +132,10 @@ nlohmann::json point_json(const run_result& r, const ldpc::qc_matrix& h, const l
   // heterodyne: two real dimensions (two code bits) per symbol
   j["throughput_symbols_per_s"] = bits / 2.0 / r.s.decode_seconds;
   j["end_to_end_bits_per_s"] = bits / r.s.wall_seconds;
+  // per CPU-second of the whole point (simulation and MDR included): comparable on a loaded machine
+  j["cpu_seconds"] = r.cpu_seconds;
+  j["bits_per_cpu_second"] = bits / r.cpu_seconds;
+  j["simd_target"] = ldpc::check_kernel_target();
   j["decoder_memory_bytes_per_thread"] = r.s.decoder_memory_bytes;
   j["peak_memory_bytes"] = peak_memory_bytes();
   j["verification_tag_bits"] = reconciliation::verification::tag_bits;

@@ -22,6 +22,8 @@ TEST(topology, the_shipped_tokyo_network_has_its_published_links) {
   EXPECT_DOUBLE_EQ(find("ot-ha").length_km, 12.0);
   EXPECT_EQ(find("ot-ho").profile.detection, detection::heterodyne);
   EXPECT_EQ(find("ko2-ot").profile.detection, detection::homodyne);
+  // the 45 and 90 km links take their block size from the finite-size plan
+  for (const char* id : {"ko1-ot", "ko2-ot", "ko3-ot"}) EXPECT_TRUE(find(id).block_auto) << id;
   EXPECT_NE(t->find_node("Ha"), nullptr);
   EXPECT_EQ(t->find_node("Ot")->saes.front(), "SAE-Otemachi");
   auto ring = resolve_topology("test-ring");

@@ -1,10 +1,11 @@
 #include "reconciliation/ldpc/decoder.hpp"
 
+#include "reconciliation/ldpc/check_kernels.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <atomic>
-#include <bit>
 #include <cassert>
 #include <cmath>
 #include <cstring>
@@ -13,106 +14,8 @@
 namespace cvqkd::reconciliation::ldpc {
 namespace {
 
-// Elements of a row block processed together: small enough that the k message arrays stay in L1.
-constexpr std::uint32_t tile = 256;
-// |message| <= about 16.6: 2 atanh of the largest float below 1.
-constexpr float max_product = 0.99999988f;
-
-// exp(-a) for a >= 0: 2^(-a log2 e) split into 2^n * 2^f, |f| <= 1/2, with a degree-6 Taylor polynomial
-// for 2^f (relative error ~1e-7). Branch-free so that the loops vectorize.
-[[gnu::always_inline]] inline float exp_neg(float a) {
-  const float x = std::max(-a * 1.44269504f, -125.0f);
-  const int n = static_cast<int>(x - 0.5f);  // truncation toward zero of a negative value
-  const float f = (x - static_cast<float>(n)) * 0.693147181f;
-  float p = 1.0f + f * (1.0f + f * (0.5f + f * (1.0f / 6 + f * (1.0f / 24 + f * (1.0f / 120 + f * (1.0f / 720))))));
-  return p * std::bit_cast<float>((n + 127) << 23);
-}
-
-// ln(x) for x > 0 (normal floats): x = 2^e m with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s),
-// s = (m - 1)/(m + 1), by its odd series to s^9 (|s| < 0.172: relative error ~1e-9).
-[[gnu::always_inline]] inline float log_pos(float x) {
-  const int bits = std::bit_cast<int>(x);
-  int e = ((bits >> 23) & 0xff) - 127;
-  float m = std::bit_cast<float>((bits & 0x007fffff) | 0x3f800000);
-  const bool big = m > 1.41421356f;
-  m = big ? m * 0.5f : m;
-  e = big ? e + 1 : e;
-  const float s = (m - 1.0f) / (m + 1.0f);
-  const float s2 = s * s;
-  const float lnm = 2.0f * s * (1.0f + s2 * (1.0f / 3 + s2 * (1.0f / 5 + s2 * (1.0f / 7 + s2 * (1.0f / 9)))));
-  return static_cast<float>(e) * 0.693147181f + lnm;
-}
-
-// Sum-product check update in the tanh domain with forward-backward products (no division):
-// out_j = sg * 2 atanh(prod_{i != j} tanh(t_i / 2)). t and o hold k arrays of `tile` floats.
-[[gnu::target_clones("arch=x86-64-v3", "default")]] void check_spa(const float* t, float* o, const float* sg,
-                                                                 unsigned k, unsigned n) {
-  alignas(64) float th[64 * tile];  // k <= 64 (checked at decoder creation)
-  alignas(64) float acc[tile];
-  for (unsigned j = 0; j < k; ++j) {
-    const float* tj = t + j * tile;
-    float* hj = th + j * tile;
-    for (unsigned i = 0; i < n; ++i) {
-      const float a = std::min(std::fabs(tj[i]), 40.0f);
-      const float e = exp_neg(a);
-      const float v = (1.0f - e) / (1.0f + e);
-      hj[i] = tj[i] < 0.0f ? -v : v;
-    }
-  }
-  for (unsigned i = 0; i < n; ++i) acc[i] = sg[i];
-  for (unsigned j = 0; j < k; ++j) {
-    float* oj = o + j * tile;
-    const float* hj = th + j * tile;
-    for (unsigned i = 0; i < n; ++i) {
-      oj[i] = acc[i];
-      acc[i] *= hj[i];
-    }
-  }
-  for (unsigned i = 0; i < n; ++i) acc[i] = 1.0f;
-  for (unsigned j = k; j-- > 0;) {
-    float* oj = o + j * tile;
-    const float* hj = th + j * tile;
-    for (unsigned i = 0; i < n; ++i) {
-      const float p = std::clamp(oj[i] * acc[i], -max_product, max_product);
-      acc[i] *= hj[i];
-      oj[i] = log_pos((1.0f + p) / (1.0f - p));
-    }
-  }
-}
-
-// Min-sum check update: |out_j| = min over i != j of |t_i|, then scaled (normalized) or reduced (offset).
-[[gnu::target_clones("arch=x86-64-v3", "default")]] void check_min_sum(const float* t, float* o, const float* sg,
-                                                                     unsigned k, unsigned n, float scale,
-                                                                     float offset) {
-  alignas(64) float min1[tile], min2[tile], sgn[tile];
-  alignas(64) int idx[tile];
-  for (unsigned i = 0; i < n; ++i) {
-    min1[i] = min2[i] = 1e30f;
-    idx[i] = 0;
-    sgn[i] = sg[i];
-  }
-  for (unsigned j = 0; j < k; ++j) {
-    const float* tj = t + j * tile;
-    for (unsigned i = 0; i < n; ++i) {
-      const float a = std::fabs(tj[i]);
-      const bool lower = a < min1[i];
-      min2[i] = lower ? min1[i] : std::min(min2[i], a);
-      min1[i] = lower ? a : min1[i];
-      idx[i] = lower ? static_cast<int>(j) : idx[i];
-      sgn[i] = tj[i] < 0.0f ? -sgn[i] : sgn[i];
-    }
-  }
-  for (unsigned j = 0; j < k; ++j) {
-    const float* tj = t + j * tile;
-    float* oj = o + j * tile;
-    for (unsigned i = 0; i < n; ++i) {
-      const float m = idx[i] == static_cast<int>(j) ? min2[i] : min1[i];
-      const float mag = std::max(m * scale - offset, 0.0f);
-      const float s = tj[i] < 0.0f ? -sgn[i] : sgn[i];
-      oj[i] = s * mag;
-    }
-  }
-}
+// Row blocks are processed check_tile check nodes at a time (check_kernels.hpp).
+constexpr std::uint32_t tile = check_tile;
 
 }  // namespace
 
@@ -154,9 +57,9 @@ decoder::decoder(const qc_matrix& h, decoder_options o) : h_(&h), opt_(o) {
 expected<decoder> decoder::create(const qc_matrix& h, decoder_options options) {
   if (auto ok = h.validate(); !ok) return std::unexpected(ok.error());
   for (std::uint32_t r = 0; r < h.base_rows; ++r)
-    if (h.row_ptr[r + 1] - h.row_ptr[r] > 64)
-      return fail(errc::invalid_argument, fmt::format("row block {} has degree {}; the decoder supports at most 64", r,
-                                                      h.row_ptr[r + 1] - h.row_ptr[r]));
+    if (h.row_ptr[r + 1] - h.row_ptr[r] > max_check_degree)
+      return fail(errc::invalid_argument, fmt::format("row block {} has degree {}; the decoder supports at most {}", r,
+                                                      h.row_ptr[r + 1] - h.row_ptr[r], max_check_degree));
   if (options.max_iterations == 0) return fail(errc::invalid_argument, "max_iterations must be at least 1");
   if (!(options.normalization > 0.0f && options.normalization <= 1.0f))
     return fail(errc::invalid_argument, "min-sum normalization must lie in (0, 1]");
@@ -231,7 +134,7 @@ decode_result decoder::decode(std::span<const float> llr, std::span<const std::u
           for (std::uint32_t i = 0; i < n1; ++i) tj[i] = col[p + i] - c2v[i];
           for (std::uint32_t i = n1; i < cnt; ++i) tj[i] = col[i - n1] - c2v[i];
         }
-        if (opt_.rule == update_rule::sum_product) check_spa(t_.data(), o_.data(), sign_.data(), k, cnt);
+        if (opt_.rule == update_rule::sum_product) check_sum_product(t_.data(), o_.data(), sign_.data(), k, cnt);
         else check_min_sum(t_.data(), o_.data(), sign_.data(), k, cnt, scale, offset);
         // scatter: new c2v; layered: app = t + c2v; flooding: app_next += c2v
         for (unsigned j = 0; j < k; ++j) {
