@@ -53,7 +53,8 @@ ldpc::rate_choice choose_code(const reconcile_options& o) {
       return *c;
     }
     auto c = ldpc::select_rate(o.snr, o.beta, o.short_block);
-    if (!c) usage("--beta", c.error().message);
+    // beta x capacity(SNR) is the rate asked: above the codes' range at high SNR, below it at low SNR
+    if (!c) usage("--snr/--beta", c.error().message + "; choose an SNR and beta whose rate a family offers");
     return *c;
   }
   double r = 0;
@@ -181,10 +182,11 @@ void run_reconcile(const reconcile_options& o) {
         j["throughput_symbols_per_s"].get<double>() / 1e6, j["peak_memory_bytes"].get<double>() / 1048576.0);
     return;
   }
+  const auto sweep_snrs = parse_sweep(o.sweep);  // checked before anything is printed
   nlohmann::json table = nlohmann::json::array();
   if (!o.json) std::cout << fmt::format("code {} n={} rate {:.5f}\n{:>8} {:>7} {:>7} {:>9} {:>5}\n", choice.family->name,
                                         h->cols(), choice.rate, "snr", "beta", "fer", "mean_it", "max");
-  for (double snr : parse_sweep(o.sweep)) {
+  for (double snr : sweep_snrs) {
     const auto r = run_point(*h, choice, o, snr);
     auto j = point_json(r, *h, choice, o);
     table.push_back(j);
