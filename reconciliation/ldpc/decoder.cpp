@@ -17,6 +17,20 @@ namespace {
 // Row blocks are processed check_tile check nodes at a time (check_kernels.hpp).
 constexpr std::uint32_t tile = check_tile;
 
+// The gather/scatter loops around the check kernels, written so that g++ vectorizes them: pointers
+// that do not alias and a 64-bit index (col[p + i] with 32-bit p + i may wrap, which kept these loops
+// scalar: they took two thirds of the decoder's time).
+void subtract(const float* __restrict a, const float* __restrict b, float* __restrict out, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = a[i] - b[i];
+}
+// out may be a (flooding: app_next += c2v), never b.
+void add(const float* a, const float* __restrict b, float* out, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+void hard_decisions(const float* __restrict app, std::uint8_t* __restrict hard, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) hard[i] = static_cast<std::uint8_t>(std::signbit(app[i]) && app[i] != 0.0f);
+}
+
 }  // namespace
 
 expected<schedule> parse_schedule(std::string_view s) {
@@ -131,8 +145,8 @@ decode_result decoder::decode(std::span<const float> llr, std::span<const std::u
           float* tj = t_.data() + std::size_t(j) * tile;
           const std::uint32_t p = (i0 + b.shift) % z;
           const std::uint32_t n1 = std::min(cnt, z - p);
-          for (std::uint32_t i = 0; i < n1; ++i) tj[i] = col[p + i] - c2v[i];
-          for (std::uint32_t i = n1; i < cnt; ++i) tj[i] = col[i - n1] - c2v[i];
+          subtract(col + p, c2v, tj, n1);  // the circulant wraps around once at most
+          subtract(col, c2v + n1, tj + n1, cnt - n1);
         }
         if (opt_.rule == update_rule::sum_product) check_sum_product(t_.data(), o_.data(), sign_.data(), k, cnt);
         else check_min_sum(t_.data(), o_.data(), sign_.data(), k, cnt, scale, offset);
@@ -146,18 +160,18 @@ decode_result decoder::decode(std::span<const float> llr, std::span<const std::u
           const std::uint32_t p = (i0 + b.shift) % z;
           const std::uint32_t n1 = std::min(cnt, z - p);
           if (layered) {
-            for (std::uint32_t i = 0; i < n1; ++i) col[p + i] = tj[i] + oj[i];
-            for (std::uint32_t i = n1; i < cnt; ++i) col[i - n1] = tj[i] + oj[i];
+            add(tj, oj, col + p, n1);
+            add(tj + n1, oj + n1, col, cnt - n1);
           } else {
-            for (std::uint32_t i = 0; i < n1; ++i) col[p + i] += oj[i];
-            for (std::uint32_t i = n1; i < cnt; ++i) col[i - n1] += oj[i];
+            add(col + p, oj, col + p, n1);
+            add(col, oj + n1, col, cnt - n1);
           }
           std::memcpy(c2v, oj, cnt * sizeof(float));
         }
       }
     }
     if (!layered) app_.swap(app_next_);
-    for (std::size_t i = 0; i < n; ++i) hard_[i] = app_[i] < 0.0f ? 1 : 0;
+    hard_decisions(app_.data(), hard_.data(), n);
     res.iterations = it;
     if (syndrome_ok(syndrome)) {
       res.success = true;
