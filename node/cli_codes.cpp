@@ -1,5 +1,7 @@
-// `cvqkd codes list|generate`: the shipped rate-adaptive LDPC code families, and AList export of a member.
+// `cvqkd codes list|generate|search`: the shipped rate-adaptive LDPC code families, AList export of a member,
+// and the base-protograph search they were designed with.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <iostream>
 #include <memory>
@@ -8,6 +10,7 @@
 #include "node/cli_common.hpp"
 #include "reconciliation/ldpc/alist.hpp"
 #include "reconciliation/ldpc/codes.hpp"
+#include "reconciliation/ldpc/protograph_search.hpp"
 
 namespace cvqkd::cli {
 namespace {
@@ -19,6 +22,76 @@ struct generate_options {
   double rate = 0, snr = 0, beta = 0.93;
   bool short_block = false;
 };
+
+struct search_options {
+  std::string family;
+  std::uint64_t candidates = 2000, seed = 1;
+  std::uint32_t design_rows = 0;
+  bool json = false;
+};
+
+// Rows in the notation of codes.cpp: "c,c,c;c,c;...".
+std::string rows_text(const std::vector<std::vector<std::uint32_t>>& rows) {
+  std::string s;
+  for (const auto& r : rows) {
+    if (!s.empty()) s += ';';
+    s += fmt::format("{}", fmt::join(r, ","));
+  }
+  return s;
+}
+
+void run_search(const search_options& o) {
+  auto fam = ldpc::find_family(o.family);
+  if (!fam) usage("--family", fam.error().message);
+  const auto& f = **fam;
+  ldpc::protograph_search_options so;
+  so.design_rows = o.design_rows ? o.design_rows : f.design_extension_rows;
+  so.candidates = o.candidates;
+  so.seed = o.seed;
+  if (o.candidates == 0) usage("--candidates", "evaluate at least one candidate");
+  if (so.design_rows > f.base.extension_rows.size())
+    usage("--design-rows", fmt::format("family {} has {} extension rows", f.name, f.base.extension_rows.size()));
+  if (auto ok = ldpc::check_precode_structure(f.base); !ok)
+    fail_with(fail(errc::invalid_argument, fmt::format("family {}: {}", f.name, ok.error().message)).error());
+  const double start = ldpc::ga_threshold_snr(f.base, so.design_rows, so.de);
+  if (!o.json)
+    std::cout << fmt::format("search from {} at {} extension rows (rate {:.4f}): start threshold SNR {:.5f} (4-point "
+                             "quadrature), {} candidates, seed {}\n",
+                             f.name, so.design_rows, f.base.rate(1, so.design_rows), start, o.candidates, o.seed);
+  auto r = ldpc::search_protograph(f.base, so, [&](const ldpc::protograph_search_step& s) {
+    if (!o.json)
+      std::cout << fmt::format("  candidate {:>6}: SNR {:.5f}, beta {:.4f}\n", s.candidate, s.threshold_snr,
+                               f.base.rate(1, so.design_rows) / ldpc::capacity(s.threshold_snr))
+                << std::flush;
+  });
+  if (!r) fail_with(r.error());
+  nlohmann::json curve = nlohmann::json::array();
+  for (const auto& g : f.ga_curve) {
+    const double snr = ldpc::ga_threshold_snr(r->best, g.extension_rows);  // 16-point quadrature, as shipped
+    const double rate = r->best.rate(1, g.extension_rows);
+    curve.push_back({{"extension_rows", g.extension_rows}, {"rate", rate}, {"snr", snr},
+                     {"beta", rate / ldpc::capacity(snr)}, {"shipped_snr", g.snr}});
+  }
+  nlohmann::json j{{"family", f.name},
+                   {"design_rows", so.design_rows},
+                   {"seed", o.seed},
+                   {"candidates_evaluated", r->evaluated},
+                   {"kept", r->kept},
+                   {"start_threshold_snr", start},
+                   {"threshold_snr", r->threshold_snr},
+                   {"precode", rows_text(r->best.precode_rows)},
+                   {"extension", rows_text(r->best.extension_rows)},
+                   {"ga_curve", curve}};
+  if (o.json) return print_json(j);
+  std::cout << fmt::format("best threshold SNR {:.5f} (start {:.5f}); {} evaluated, {} kept\nprecode   {}\nextension "
+                           "{}\nGA thresholds (16-point quadrature), rows / rate / SNR / beta (shipped SNR):\n",
+                           r->threshold_snr, start, r->evaluated, r->kept, j["precode"].get<std::string>(),
+                           j["extension"].get<std::string>());
+  for (const auto& c : curve)
+    std::cout << fmt::format("  {:>3} / {:.4f} / {:.5f} / {:.4f} ({:.5f})\n", c["extension_rows"].get<unsigned>(),
+                             c["rate"].get<double>(), c["snr"].get<double>(), c["beta"].get<double>(),
+                             c["shipped_snr"].get<double>());
+}
 
 }  // namespace
 
@@ -89,6 +162,17 @@ void add_codes(CLI::App& app) {
     std::cerr << fmt::format("cvqkd: wrote {} ({} x {}, rate {:.5f}, {} edges)\n", o->output, h->rows(), h->cols(),
                              c->rate, h->edges());
   });
+
+  auto so = std::make_shared<search_options>();
+  auto* search = cmd->add_subcommand(
+      "search", "hill-climb a family's base protograph on its GA threshold (how the families were designed)");
+  search->add_option("--family", so->family, "start from this family's base (see `cvqkd codes list`)")->required();
+  search->add_option("--candidates", so->candidates, "valid candidates to evaluate (~0.1-0.5 s each)")
+      ->capture_default_str();
+  search->add_option("--seed", so->seed, "seed of the move sequence")->capture_default_str();
+  search->add_option("--design-rows", so->design_rows, "extension rows at the design rate (default: the family's)");
+  search->add_flag("--json", so->json, "print JSON");
+  search->callback([so] { run_search(*so); });
 }
 
 }  // namespace cvqkd::cli

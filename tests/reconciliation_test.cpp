@@ -22,6 +22,7 @@
 #include "reconciliation/ldpc/density_evolution.hpp"
 #include "reconciliation/ldpc/frame_simulation.hpp"
 #include "reconciliation/ldpc/operating_point.hpp"
+#include "reconciliation/ldpc/protograph_search.hpp"
 #include "reconciliation/mdr/mdr.hpp"
 #include "reconciliation/mdr/octonion.hpp"
 #include "reconciliation/verification/hash.hpp"
@@ -674,4 +675,73 @@ TEST(OperatingPoint, NoPositiveKeyKeepsTheTargetAndBadInputIsRefused) {
   EXPECT_EQ(op->expected_key_rate, 0.0);
   EXPECT_FALSE(ldpc::choose_operating_point(0.0, 0.93, far.p, far.s, 20'000'000, 10'000'000, 20'000'000, e));
   EXPECT_FALSE(ldpc::choose_operating_point(0.5, 1.0, far.p, far.s, 20'000'000, 10'000'000, 20'000'000, e));
+}
+
+// The precode rule the families are designed under: degree-1/2 precode columns form a forest, so no
+// precode word of weight 2 (two such columns on the same rows) or of a short cycle exists.
+TEST(ProtographSearch, PrecodeStructureRuleHoldsForEveryFamilyAndNamesWhatBreaksIt) {
+  for (const auto& f : ldpc::code_families()) {
+    auto ok = ldpc::check_precode_structure(f.base);
+    EXPECT_TRUE(ok.has_value()) << f.name << ": " << ok.error().message;
+  }
+  ldpc::raptor_protograph p;
+  p.core_cols = 6;
+  p.extension_rows = {{0, 1}, {2, 3}, {4, 5}};
+  p.precode_rows = {{0, 1, 2, 3}, {0, 1, 4, 5}, {2, 4, 5}};  // columns 0 and 1 both on rows 0 and 1
+  auto two = ldpc::check_precode_structure(p);
+  ASSERT_FALSE(two.has_value());
+  EXPECT_NE(two.error().message.find("precode column 1 (rows 0,1) closes a cycle"), std::string::npos)
+      << two.error().message;
+  p.precode_rows = {{0, 2, 3}, {0, 1, 4}, {1, 2, 5, 3}};  // 0: rows 0-1, 1: rows 1-2, 2: rows 0-2: a triangle
+  auto three = ldpc::check_precode_structure(p);
+  ASSERT_FALSE(three.has_value());
+  EXPECT_NE(three.error().message.find("column 2"), std::string::npos) << three.error().message;
+  p.precode_rows = {{0, 1, 2, 3}, {0, 1, 2, 3, 4}, {0, 1, 2, 3, 5}};  // columns 0-3 all on rows 0, 1 and 2
+  auto shared = ldpc::check_precode_structure(p);
+  ASSERT_FALSE(shared.has_value());
+  EXPECT_NE(shared.error().message.find("share one precode support"), std::string::npos) << shared.error().message;
+  p.precode_rows = {{0, 1, 2}, {3}};
+  EXPECT_FALSE(ldpc::check_precode_structure(p).has_value());
+}
+
+TEST(ProtographSearch, HillClimbNeverWorsensIsDeterministicAndKeepsTheRules) {
+  ldpc::raptor_protograph start;
+  start.core_cols = 6;
+  start.precode_rows = {{0, 1, 2, 3, 4}, {0, 1, 2, 4, 5}, {0, 1, 3, 4}};
+  start.extension_rows = {{0, 1}, {2, 3}, {4, 5}, {0, 2, 4}, {1, 3}, {5, 0}, {0, 1}, {2, 3}};
+  ASSERT_TRUE(ldpc::check_precode_structure(start).has_value());
+  ldpc::protograph_search_options o;
+  o.design_rows = 6;
+  o.candidates = 25;
+  o.seed = base_seed();
+  SCOPED_TRACE(seed_note(o.seed));
+  std::uint64_t improvements = 0;
+  double last = 1e9;
+  auto a = ldpc::search_protograph(start, o, [&](const ldpc::protograph_search_step& s) {
+    EXPECT_LT(s.threshold_snr, last);
+    last = s.threshold_snr;
+    ++improvements;
+  });
+  ASSERT_TRUE(a.has_value()) << a.error().message;
+  EXPECT_EQ(a->evaluated, o.candidates);
+  EXPECT_LE(a->threshold_snr, ldpc::ga_threshold_snr(start, o.design_rows, o.de));
+  EXPECT_DOUBLE_EQ(a->threshold_snr, ldpc::ga_threshold_snr(a->best, o.design_rows, o.de));
+  EXPECT_TRUE(ldpc::check_precode_structure(a->best).has_value());
+  EXPECT_TRUE(a->best.validate().has_value());
+  for (std::size_t i = o.design_rows; i < a->best.extension_rows.size(); ++i)
+    EXPECT_EQ(a->best.extension_rows[i], a->best.extension_rows[i - o.design_rows]);
+  auto b = ldpc::search_protograph(start, o);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->best.precode_rows, a->best.precode_rows);
+  EXPECT_EQ(b->best.extension_rows, a->best.extension_rows);
+  o.design_rows = 9;
+  EXPECT_FALSE(ldpc::search_protograph(start, o).has_value());
+  o.design_rows = 6;
+  o.candidates = 0;
+  EXPECT_FALSE(ldpc::search_protograph(start, o).has_value());
+  auto bad = start;
+  bad.precode_rows = {{0, 1, 2, 3}, {0, 1, 4, 5}};
+  EXPECT_FALSE(ldpc::search_protograph(bad, {.design_rows = 6}).has_value());
+  std::cout << "search: " << improvements << " improvements in " << a->evaluated << " candidates, threshold SNR "
+            << a->threshold_snr << '\n';
 }

@@ -48,7 +48,9 @@ code_family family(std::string_view name, raptor_protograph base, std::uint32_t 
           std::move(ga_curve)};
 }
 
-// Design notes (how the protographs below were found; the search tool itself is not shipped).
+// Design notes (how the protographs below were found; the hill climb is `cvqkd codes search`,
+// reconciliation/ldpc/protograph_search.hpp, shipped since session 5 — the older families came from an
+// earlier, unshipped version of it).
 // - Structure: protograph-based raptor-like codes (Chen, Vakilinia, Divsalar, Wesel, IEEE Trans. Commun. 63,
 //   1522 (2015)) in the low-rate multi-edge-type shape used for CV-QKD (Richardson & Urbanke's MET ensembles;
 //   Jouguet, Kunz-Jacques, Leverrier, PRA 84, 062317 (2011)): a precode over a few core variables of high
@@ -134,7 +136,7 @@ std::vector<code_family> make_families() {
   // two rows and a cycle of four more (precode words of weight 2 and 4): an error floor of wrong codewords (FER
   // 0.10-0.20 at SNR 0.32 for beta 0.88-0.93, 200 iterations). Three of those columns were given a third precode
   // row (GA beta 0.931 -> 0.894 at 38 rows), then the hill climb above (forest constraint kept, 4-point
-  // quadrature, 2,297 candidates, 15 min) brought the threshold back. GA thresholds, rate / SNR / beta:
+  // quadrature, 2,297 candidates, 15 min; an early version of `cvqkd codes search`) brought the threshold back. GA thresholds, rate / SNR / beta:
   // 0.1389 / 0.23614 / 0.9082 (56 rows); 0.1471 / 0.24818 / 0.9196 (52); 0.1639 / 0.27834 / 0.9255 (45);
   // 0.1852 / 0.31747 / 0.9311 (38); 0.2041 / 0.36241 / 0.9148 (33); 0.2273 / 0.41933 / 0.8997 (28);
   // 0.2703 / 0.53415 / 0.8755 (21). Expansion 8; long Z = 2340 (1.005e6 bits at rate 0.186), short Z = 70.
