@@ -1,5 +1,7 @@
 #include "config/topology.hpp"
 
+#include <arpa/inet.h>
+
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
@@ -35,6 +37,11 @@ public:
 
   void fail(const std::string& field, const std::string& what) {
     if (!err) err = error{errc::config_error, fmt::format("{}: {}: {}", source_, field, what)};
+  }
+
+  // A message that already names the field.
+  void fail_raw(const std::string& message) {
+    if (!err) err = error{errc::config_error, fmt::format("{}: {}", source_, message)};
   }
 
   void only(const toml::table& t, const std::string& prefix, std::initializer_list<std::string_view> known) {
@@ -91,6 +98,28 @@ private:
 
 }  // namespace
 
+expected<std::string> parse_host_address(std::string_view text, std::string_view field) {
+  const std::string s(text);
+  in_addr a{};
+  // inet_pton accepts exactly the dotted quad (no shorthand like "10.1", no leading zeros, no names).
+  if (::inet_pton(AF_INET, s.c_str(), &a) != 1)
+    return fail(errc::config_error, fmt::format("{}: '{}' is not an IPv4 address; write the site's address as a dotted "
+                                                "quad such as \"10.91.0.2\" (host names and IPv6 are not supported)",
+                                                field, text));
+  const std::uint32_t h = ntohl(a.s_addr);
+  if (h == 0 || h == 0xffffffffu || (h >> 28) == 0xe)
+    return fail(errc::config_error,
+                fmt::format("{}: '{}' is {}; give the address of the site's own interface, which its peers can dial "
+                            "(e.g. \"10.91.0.2\")",
+                            field, text,
+                            h == 0                ? "the unspecified address"
+                            : h == 0xffffffffu    ? "the broadcast address"
+                                                  : "a multicast address"));
+  char out[INET_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET, &a, out, sizeof out);
+  return std::string(out);
+}
+
 const topology_node* topology::find_node(std::string_view id) const noexcept {
   for (const auto& n : nodes)
     if (n.id == id) return &n;
@@ -124,9 +153,18 @@ expected<topology> parse_topology(std::string_view text, std::string_view source
       p.fail(prefix, "expected a table");
       break;
     }
-    p.only(*t, prefix, {"id", "saes"});
+    p.only(*t, prefix, {"id", "saes", "host"});
     topology_node n;
     n.id = p.name(*t, prefix, "id");
+    if (const auto* h = t->get("host")) {
+      if (!h->is_string()) {
+        p.fail(prefix + "host", "expected a string with the site's IPv4 address, e.g. host = \"10.91.0.2\"");
+      } else if (auto a = parse_host_address(h->value_or(std::string{}), prefix + "host"); !a) {
+        p.fail_raw(a.error().message);
+      } else {
+        n.host = *a;
+      }
+    }
     if (topo.find_node(n.id)) p.fail(prefix + "id", fmt::format("'{}' appears twice; node IDs must be unique", n.id));
     if (const auto* s = t->get("saes")) {
       const auto* arr = s->as_array();

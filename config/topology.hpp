@@ -4,7 +4,8 @@
 // (config/node_config.hpp). Layout:
 //
 //   [network]  name
-//   [[nodes]]  id, saes = ["..."]
+//   [[nodes]]  id, saes = ["..."], host (the site's IPv4 address: its inter-node channel and HTTPS
+//              API listen there, its peers dial it, its certificate names it; default 127.0.0.1)
 //   [[links]]  id, a, b (node IDs; a runs the transmitter, Alice), length_km, loss_db (total
 //              channel loss, fibre and connectors; default 0.2 dB/km x length), profile,
 //              block_symbols (default the profile's), beta, short_codes, frame_symbols,
@@ -27,6 +28,7 @@ namespace cvqkd::config {
 struct topology_node {
   std::string id;                 // 1..64 of [A-Za-z0-9._-]
   std::vector<std::string> saes;  // SAE IDs served at this site (network-wide unique)
+  std::string host;               // IPv4 address of the site; empty: 127.0.0.1 (all sites on one machine)
 };
 
 struct topology_link {
@@ -51,6 +53,11 @@ struct topology {
   std::vector<topology_link> links;
   const topology_node* find_node(std::string_view id) const noexcept;
 };
+
+/// Checks a site address (a topology node's `host`, `cvqkd network generate --host`): a dotted-quad
+/// IPv4 address the node can listen on and its peers can dial, so not 0.0.0.0, not broadcast and
+/// not multicast. Returns the address in canonical form. Error: config_error naming `field`.
+expected<std::string> parse_host_address(std::string_view text, std::string_view field);
 
 /// Parses a topology file's text. Errors: config_error for syntax, unknown keys, wrong types,
 /// out-of-domain values, duplicate node/link/SAE IDs, links naming unknown nodes or joining a node

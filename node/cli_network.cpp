@@ -20,6 +20,7 @@ struct network_options {
   std::string topology;
   std::string dir = "cvqkd-network";
   int base_port = 17000;
+  std::vector<std::string> hosts;  // --host SITE=ADDR
   double run_seconds = 0;
   double poll_interval = 2;
   bool no_restart = false;
@@ -94,9 +95,13 @@ void add_network(CLI::App& app) {
   gen->add_option("--dir", o->dir, "the network directory")->required();
   gen->add_option("--base-port", o->base_port, "node i listens on base+2i (inter-node) and base+2i+1 (API)")
     ->capture_default_str();
+  gen->add_option("--host", o->hosts,
+                  "SITE=ADDRESS: the site listens on this IPv4 address, its peers dial it and its certificate names "
+                  "it (repeat; overrides the topology's host; default 127.0.0.1)");
   gen->add_flag("--json", o->json, "print JSON");
   gen->callback([o] {
-    const auto t = topology_of(o->topology);
+    auto t = topology_of(o->topology);
+    if (auto ok = network::apply_hosts(t, o->hosts); !ok) fail_with(ok.error());
     auto g = network::generate(t, o->dir, base_port_of(o->base_port));
     if (!g) fail_with(g.error());
     if (o->json) {

@@ -20,6 +20,7 @@ struct pki_options {
   bool force = false, json = false;
   // `issue`: exactly one of these.
   std::string node, sae, operator_name, link;
+  std::vector<std::string> addresses;  // `issue --node`: extra IP SANs
 };
 
 void check_name(std::string_view flag, std::string_view what, std::string_view name) {
@@ -66,7 +67,7 @@ void add_validity(CLI::App* cmd, pki_options& o) {
 nlohmann::json to_json(const pki::certificate_info& c) {
   nlohmann::json j{{"kind", c.kind},           {"name", c.name}, {"common_name", c.common_name},
                    {"role", c.role},           {"not_after", c.not_after}, {"file", c.file.string()},
-                   {"ok", c.problem.empty()}};
+                   {"ip_addresses", c.ip_addresses}, {"ok", c.problem.empty()}};
   if (!c.problem.empty()) j["problem"] = c.problem;
   return j;
 }
@@ -90,9 +91,12 @@ void print_inventory(const pki::inventory& inv, const std::string& dir, bool jso
   const auto status = [](const std::string& problem) { return problem.empty() ? std::string{"ok"} : "PROBLEM: " + problem; };
   std::cout << fmt::format("PKI {}\nCA        {:<28} expires {}  {}\n", dir, inv.ca.common_name, inv.ca.not_after,
                            status(inv.ca.problem));
-  for (const auto& c : inv.certificates)
-    std::cout << fmt::format("{:<9} {:<28} OU={:<15} expires {}  {}\n", c.kind, c.common_name.empty() ? c.name : c.common_name,
-                             c.role, c.not_after, status(c.problem));
+  for (const auto& c : inv.certificates) {
+    std::string ips;
+    for (const auto& a : c.ip_addresses) ips += (ips.empty() ? "  IP " : ",") + a;
+    std::cout << fmt::format("{:<9} {:<28} OU={:<15} expires {}  {}{}\n", c.kind,
+                             c.common_name.empty() ? c.name : c.common_name, c.role, c.not_after, status(c.problem), ips);
+  }
   for (const auto& l : inv.links) {
     std::string ends;
     for (const auto& n : l.nodes) ends += (ends.empty() ? "" : " <-> ") + n;
@@ -144,6 +148,10 @@ void add_pki(CLI::App& app) {
   auto* sae = issue->add_option("--sae", o->sae, "SAE ID (or SAE_ID@HOME_NODE)");
   auto* op = issue->add_option("--operator", o->operator_name, "operator name");
   auto* link = issue->add_option("--link", o->link, "link secret as LINK_ID:NODE_A:NODE_B");
+  auto* address = issue->add_option("--address", o->addresses,
+                                    "with --node: an IP address the node listens on, named in its certificate besides "
+                                    "127.0.0.1 (repeat)");
+  address->needs(node);
   node->excludes(sae, op, link);
   sae->excludes(op, link);
   op->excludes(link);
@@ -154,7 +162,7 @@ void add_pki(CLI::App& app) {
     expected<void> r;
     if (node->count() > 0) {
       check_name("--node", "node ID", o->node);
-      r = pki::issue(o->dir, pki::kind::node, o->node, o->validity_days, o->force);
+      r = pki::issue(o->dir, pki::kind::node, o->node, o->validity_days, o->force, o->addresses);
     } else if (sae->count() > 0) {
       r = pki::issue(o->dir, pki::kind::sae, parse_sae("--sae", o->sae, false).id, o->validity_days, o->force);
     } else if (op->count() > 0) {

@@ -43,7 +43,9 @@ std::string profile_reference(const std::string& name) {
   return is_path ? fs::absolute(name).lexically_normal().string() : name;
 }
 
-config::endpoint loopback(std::uint32_t port) { return {"127.0.0.1", static_cast<std::uint16_t>(port)}; }
+config::endpoint at(const config::topology_node& n, std::uint32_t port) {
+  return {host_of(n), static_cast<std::uint16_t>(port)};
+}
 
 expected<void> write_atomically(const fs::path& path, const std::string& text) {
   const fs::path tmp = path.string() + ".tmp";
@@ -91,6 +93,34 @@ std::uint64_t link_seed(std::string_view link_id) noexcept {
   return h & ((std::uint64_t{1} << 52) - 1);
 }
 
+std::string host_of(const config::topology_node& n) { return n.host.empty() ? std::string("127.0.0.1") : n.host; }
+
+expected<void> apply_hosts(config::topology& topo, const std::vector<std::string>& specs) {
+  std::map<std::string, std::string> hosts;
+  for (const auto& spec : specs) {
+    const auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return fail(errc::invalid_argument,
+                  fmt::format("--host '{}': expected SITE=ADDRESS, e.g. --host A=10.91.0.2", spec));
+    const std::string site = spec.substr(0, eq);
+    if (topo.find_node(site) == nullptr) {
+      std::string known;
+      for (const auto& n : topo.nodes) known += (known.empty() ? "" : ", ") + n.id;
+      return fail(errc::invalid_argument,
+                  fmt::format("--host '{}': '{}' is not a site of the topology {} (its sites: {})", spec, site,
+                              topo.source.string(), known));
+    }
+    auto addr = config::parse_host_address(std::string_view(spec).substr(eq + 1), fmt::format("--host {}", site));
+    if (!addr) return fail(errc::invalid_argument, addr.error().message);
+    if (!hosts.emplace(site, *addr).second)
+      return fail(errc::invalid_argument,
+                  fmt::format("--host: site {} is given twice; give each site one address", site));
+  }
+  for (auto& n : topo.nodes)
+    if (auto it = hosts.find(n.id); it != hosts.end()) n.host = it->second;
+  return {};
+}
+
 const generated_node* generated_network::find(std::string_view id) const noexcept {
   for (const auto& n : nodes)
     if (n.id == id) return &n;
@@ -105,7 +135,7 @@ expected<std::vector<std::pair<std::string, std::string>>> render_node_files(con
                 fmt::format("--base-port {}: {} nodes need ports {}..{}, beyond 65535; give --base-port between 1 and {}",
                             base_port, topo.nodes.size(), base_port, last, 65536 - 2 * topo.nodes.size()));
   std::vector<config::endpoint> listen;
-  for (std::size_t i = 0; i < topo.nodes.size(); ++i) listen.push_back(loopback(base_port + 2 * i));
+  for (std::size_t i = 0; i < topo.nodes.size(); ++i) listen.push_back(at(topo.nodes[i], base_port + 2 * i));
   auto index_of = [&](const std::string& id) {
     for (std::size_t i = 0; i < topo.nodes.size(); ++i)
       if (topo.nodes[i].id == id) return i;
@@ -121,7 +151,7 @@ expected<std::vector<std::pair<std::string, std::string>>> render_node_files(con
     t += "[node]\n";
     t += fmt::format("id = {}\n", toml_string(n.id));
     t += fmt::format("listen = {}\n", toml_string(listen[i].to_string()));
-    t += fmt::format("api_listen = {}\n", toml_string(loopback(base_port + 2 * i + 1).to_string()));
+    t += fmt::format("api_listen = {}\n", toml_string(at(n, base_port + 2 * i + 1).to_string()));
     t += "storage = \"state\"\nkek_file = \"kek\"\nlog_level = \"info\"\n\n";
     const std::string pki = "../pki/nodes/" + n.id + "/";
     t += "[pki]\n";
@@ -243,6 +273,7 @@ expected<generated_network> generate(const config::topology& topo, const fs::pat
   for (const auto& n : topo.nodes) {
     if (auto ok = pki::validate_name("node ID", n.id); !ok) return std::unexpected(ok.error());
     po.nodes.push_back(n.id);
+    if (!n.host.empty()) po.node_addresses[n.id] = {n.host};
     for (const auto& s : n.saes) po.saes.push_back({s, n.id});
   }
   for (const auto& l : topo.links) po.links.push_back({l.id, l.a, l.b});
@@ -255,8 +286,8 @@ expected<generated_network> generate(const config::topology& topo, const fs::pat
     g.id = id;
     g.directory = net.directory / id;
     g.config = g.directory / "node.toml";
-    g.listen = loopback(base_port + 2 * i);
-    g.api_listen = loopback(base_port + 2 * i + 1);
+    g.listen = at(topo.nodes[i], base_port + 2 * i);
+    g.api_listen = at(topo.nodes[i], base_port + 2 * i + 1);
     if (auto ok = make_private_dir(g.directory); !ok) return std::unexpected(ok.error());
     if (auto ok = write_atomically(g.config, text); !ok) return std::unexpected(ok.error());
     if (auto loaded = config::load_node_config(g.config); !loaded)

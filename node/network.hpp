@@ -10,8 +10,10 @@
 //   <dir>/<NODE>/state/        its key store, <dir>/<NODE>/kek its key-encryption key (made by the
 //                              node on first start; kept by later runs)
 //   <dir>/<NODE>/node.log      its stdout and stderr (written by up())
-// Ports: node i (in topology order) listens on 127.0.0.1:(base_port + 2i) for the inter-node
-// channel and on 127.0.0.1:(base_port + 2i + 1) for its HTTPS API.
+// Ports: node i (in topology order) listens on HOST:(base_port + 2i) for the inter-node channel and
+// on HOST:(base_port + 2i + 1) for its HTTPS API, HOST being the site's address (the topology
+// node's `host`, or `--host SITE=ADDR`; default 127.0.0.1). Its peers dial that address, and its
+// certificate names it (subjectAltName IP), so the sites can live on different hosts.
 
 #include <cstdint>
 #include <filesystem>
@@ -66,13 +68,22 @@ struct generated_network {
 /// apart (one link apart when no pair is two apart). Empty when no two sites have SAEs.
 std::vector<std::string> curl_example(const config::topology& topo, const generated_network& net);
 
+/// The address node `n` listens on: its `host`, or 127.0.0.1 when none is given.
+std::string host_of(const config::topology_node& n);
+
+/// Applies `--host SITE=ADDR` overrides (each an IPv4 address, as the topology's `host` field) to
+/// `topo`'s nodes. Errors: invalid_argument naming the flag, for a spec without '=', a site that is
+/// not in the topology, a site given twice, or a bad address; `topo` is then unchanged.
+expected<void> apply_hosts(config::topology& topo, const std::vector<std::string>& specs);
+
 /// The node files generate() would write, as TOML text, one per node in topology order (no I/O).
 /// Errors: invalid_argument when the ports base_port .. base_port + 2 * nodes - 1 do not fit in
 /// 1..65535 (the message says which --base-port would).
 expected<std::vector<std::pair<std::string, std::string>>> render_node_files(const config::topology& topo,
                                                                              std::uint16_t base_port);
 
-/// Writes the PKI (pki::init: idempotent, an existing CA and identities are kept) and every node's
+/// Writes the PKI (pki::init: idempotent, an existing CA and identities are kept; a node certificate
+/// that does not name the site's address is reissued) and every node's
 /// node.toml (each through a temporary file and a rename) under `dir` (created when missing). Keeps
 /// existing key stores and KEK files, so re-running it on a directory is safe. Each written file is
 /// checked by loading it with config::load_node_config. Errors: invalid_argument (ports),

@@ -609,8 +609,11 @@ private:
           "  re-equipped with simulated CV-QKD (GG02) hardware: the real network ran discrete-variable QKD.");
     else
       say("  Every link runs simulated CV-QKD (GG02) hardware; every site is a real `cvqkd node` process.");
-    say(fmt::format("  {} nodes, {} links on 127.0.0.1 ports {}-{}; directory {} (logs: <NODE>/node.log)",
-                    nodes_.size(), topo_.links.size(), first, last, net_.directory.string()));
+    std::string hosts;
+    for (const auto& n : net_.nodes)
+      if (hosts.find(n.listen.host) == std::string::npos) hosts += (hosts.empty() ? "" : ", ") + n.listen.host;
+    say(fmt::format("  {} nodes, {} links on {} ports {}-{}; directory {} (logs: <NODE>/node.log)", nodes_.size(),
+                    topo_.links.size(), hosts, first, last, net_.directory.string()));
     for (const auto& n : net_.notes) say("  note: " + n);
     for (const auto& line : curl_example(topo_, net_)) say("  " + line);
     say("  LAST_KEY, BETA, XI_HAT: the last round that made key.  HW_RATE = key rate the hardware would give: that "

@@ -587,6 +587,21 @@ INSTANTIATE_TEST_SUITE_P(
     bad_case{"profile_unknown", {"link", "plan", "--distance-km", "25", "--profile", "nope"}, 2, {"nope"}}),
   [](const auto& info) { return info.param.name; });
 
+// Site addresses: checked before anything is written (the --dir below is never created).
+INSTANTIATE_TEST_SUITE_P(
+  network_generate, cli_bad_flag,
+  ::testing::Values(
+    bad_case{"host_unknown_site",
+             {"network", "generate", "--topology", "test-ring", "--dir", "/nonexistent/cvqkd-net", "--host", "Z=10.0.0.1"},
+             2, {"--host", "'Z' is not a site", "A, B, C, D"}},
+    bad_case{"host_not_ipv4",
+             {"network", "generate", "--topology", "test-ring", "--dir", "/nonexistent/cvqkd-net", "--host", "A=alpha"},
+             2, {"--host A", "'alpha' is not an IPv4 address"}},
+    bad_case{"host_without_site",
+             {"network", "generate", "--topology", "test-ring", "--dir", "/nonexistent/cvqkd-net", "--host", "10.0.0.1"},
+             2, {"SITE=ADDRESS"}}),
+  [](const auto& info) { return info.param.name; });
+
 INSTANTIATE_TEST_SUITE_P(profiles, cli_bad_flag,
                          ::testing::Values(bad_case{"show_unknown", {"profiles", "show", "nope"}, 2, {"nope", "llo_metro"}},
                                            bad_case{"show_without_name", {"profiles", "show"}, 2, {"name"}}),

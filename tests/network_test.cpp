@@ -55,9 +55,10 @@ void check_consistent(const config::topology& topo,
   std::set<std::uint16_t> ports;
   for (const auto& [id, c] : nodes) {
     EXPECT_EQ(c.id, id);
-    EXPECT_EQ(c.listen.host, "127.0.0.1");
+    EXPECT_EQ(c.listen.host, network::host_of(*topo.find_node(id)));
     EXPECT_TRUE(ports.insert(c.listen.port).second) << "port " << c.listen.port << " used twice";
     ASSERT_TRUE(c.api_listen.has_value()) << id;
+    EXPECT_EQ(c.api_listen->host, c.listen.host);
     EXPECT_TRUE(ports.insert(c.api_listen->port).second) << "port " << c.api_listen->port << " used twice";
     const auto* tn = topo.find_node(id);
     ASSERT_NE(tn, nullptr);
@@ -199,6 +200,78 @@ TEST(network_generate, ports_beyond_65535_are_refused_with_a_port_that_fits) {
   EXPECT_NE(files.error().message.find("--base-port"), std::string::npos) << files.error().message;
   EXPECT_NE(files.error().message.find("65528"), std::string::npos) << files.error().message;
   EXPECT_TRUE(network::render_node_files(topo, 65528));
+}
+
+TEST(network_generate, sites_on_other_hosts_listen_there_are_dialled_there_and_named_in_their_certificates) {
+  auto topo = load("test-ring");
+  ASSERT_TRUE(network::apply_hosts(topo, {"A=10.91.0.2", "C=10.91.0.4"}));
+  EXPECT_EQ(topo.find_node("A")->host, "10.91.0.2");
+  EXPECT_EQ(topo.find_node("B")->host, "");
+  EXPECT_EQ(network::host_of(*topo.find_node("B")), "127.0.0.1");
+  temp_dir tmp;
+  const fs::path dir = tmp.path / "net";
+  auto g = network::generate(topo, dir, 21000);
+  ASSERT_TRUE(g) << g.error().message;
+  std::map<std::string, config::node_config> nodes;
+  for (const auto& n : g->nodes) {
+    auto c = config::load_node_config(n.config);
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_EQ(n.listen.to_string(), c->listen.to_string());
+    EXPECT_EQ(n.api_listen.to_string(), c->api_listen->to_string());
+    nodes.emplace(n.id, std::move(*c));
+  }
+  EXPECT_EQ(nodes.at("A").listen.to_string(), "10.91.0.2:21000");
+  EXPECT_EQ(nodes.at("A").api_listen->to_string(), "10.91.0.2:21001");
+  EXPECT_EQ(nodes.at("B").listen.to_string(), "127.0.0.1:21002");
+  EXPECT_EQ(nodes.at("C").listen.to_string(), "10.91.0.4:21004");
+  EXPECT_EQ(nodes.at("B").find_link("a-b")->peer_address.to_string(), "10.91.0.2:21000");
+  check_consistent(topo, nodes);  // every peer_address is the peer's listen, on its host
+
+  auto inv = pki::inspect(g->pki);
+  ASSERT_TRUE(inv) << inv.error().message;
+  std::map<std::string, std::vector<std::string>> ips;
+  for (const auto& c : inv->certificates)
+    if (c.kind == "node") ips[c.name] = c.ip_addresses;
+  EXPECT_EQ(ips["A"], (std::vector<std::string>{"127.0.0.1", "10.91.0.2"}));
+  EXPECT_EQ(ips["B"], (std::vector<std::string>{"127.0.0.1"}));
+  EXPECT_EQ(ips["C"], (std::vector<std::string>{"127.0.0.1", "10.91.0.4"}));
+
+  // A moves: its certificate is reissued for the new address; B's and the link secrets stay.
+  const std::string cert_b = slurp(g->pki / "nodes" / "B" / "node.crt");
+  const std::string psk = slurp(g->pki / "nodes" / "A" / "secrets" / "a-b.psk");
+  ASSERT_TRUE(network::apply_hosts(topo, {"A=10.91.0.22"}));
+  auto again = network::generate(topo, dir, 21000);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(slurp(g->pki / "nodes" / "B" / "node.crt"), cert_b);
+  EXPECT_EQ(slurp(g->pki / "nodes" / "A" / "secrets" / "a-b.psk"), psk);
+  inv = pki::inspect(g->pki);
+  ASSERT_TRUE(inv);
+  for (const auto& c : inv->certificates) {
+    if (c.kind == "node" && c.name == "A") {
+      EXPECT_EQ(c.ip_addresses, (std::vector<std::string>{"127.0.0.1", "10.91.0.22"}));
+    }
+  }
+  auto b = config::load_node_config(dir / "B" / "node.toml");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->find_link("a-b")->peer_address.to_string(), "10.91.0.22:21000");
+}
+
+TEST(network_generate, bad_host_overrides_are_refused_and_change_nothing) {
+  auto topo = load("test-ring");
+  const auto expect_refused = [&](std::vector<std::string> specs, std::string_view says) {
+    auto r = network::apply_hosts(topo, specs);
+    ASSERT_FALSE(r) << specs.front();
+    EXPECT_EQ(r.error().code, errc::invalid_argument);
+    EXPECT_NE(r.error().message.find(says), std::string::npos) << r.error().message;
+    for (const auto& n : topo.nodes) EXPECT_EQ(n.host, "") << n.id;
+  };
+  expect_refused({"A10.91.0.2"}, "expected SITE=ADDRESS");
+  expect_refused({"=10.91.0.2"}, "expected SITE=ADDRESS");
+  expect_refused({"A=10.91.0.2", "Z=10.91.0.3"}, "'Z' is not a site of the topology");
+  expect_refused({"A=10.91.0.2", "A=10.91.0.3"}, "site A is given twice");
+  expect_refused({"A=10.91.0.256"}, "--host A: '10.91.0.256' is not an IPv4 address");
+  expect_refused({"B=0.0.0.0"}, "the unspecified address");
+  expect_refused({"B="}, "is not an IPv4 address");
 }
 
 TEST(network_generate, loss_and_seed_rules) {

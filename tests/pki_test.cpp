@@ -306,6 +306,73 @@ TEST_F(pki_test, node_certificate_has_the_san_and_both_tls_usages) {
   EXPECT_GT(BN_num_bits(serial.get()), 96);  // fails with probability 2^-32 for a random serial
 }
 
+TEST_F(pki_test, node_addresses_go_into_the_san_and_a_changed_address_reissues_only_that_node) {
+  auto opts = network(dir_);
+  opts.node_addresses = {{"ko1", {"10.91.0.2"}}, {"ko2", {"10.91.0.3", "fd00::3"}}};
+  ASSERT_TRUE(pki::init(opts));
+  x509_ptr ko1 = load_cert(node_dir("ko1") / "node.crt");
+  x509_ptr ko2 = load_cert(node_dir("ko2") / "node.crt");
+  x509_ptr ko3 = load_cert(node_dir("ko3") / "node.crt");
+  ASSERT_TRUE(ko1 && ko2 && ko3);
+  EXPECT_EQ(X509_check_ip_asc(ko1.get(), "10.91.0.2", 0), 1);
+  EXPECT_EQ(X509_check_ip_asc(ko1.get(), "127.0.0.1", 0), 1);  // loopback stays
+  EXPECT_NE(X509_check_ip_asc(ko1.get(), "10.91.0.3", 0), 1);
+  EXPECT_EQ(X509_check_ip_asc(ko2.get(), "10.91.0.3", 0), 1);
+  EXPECT_EQ(X509_check_ip_asc(ko2.get(), "fd00::3", 0), 1);
+  EXPECT_NE(X509_check_ip_asc(ko3.get(), "10.91.0.2", 0), 1);
+
+  auto inv = pki::inspect(dir_);
+  ASSERT_TRUE(inv) << inv.error().message;
+  for (const auto& c : inv->certificates) {
+    if (c.kind != "node") continue;
+    const std::vector<std::string> want = c.name == "ko1"   ? std::vector<std::string>{"127.0.0.1", "10.91.0.2"}
+                                          : c.name == "ko2" ? std::vector<std::string>{"127.0.0.1", "10.91.0.3", "fd00::3"}
+                                                            : std::vector<std::string>{"127.0.0.1"};
+    EXPECT_EQ(c.ip_addresses, want) << c.name;
+    EXPECT_TRUE(c.problem.empty()) << c.problem;
+  }
+
+  // Same addresses again: nothing reissued. ko1 moves: only its certificate and key change.
+  const std::string crt1 = read_text(node_dir("ko1") / "node.crt"), key1 = read_text(node_dir("ko1") / "node.key");
+  const std::string crt2 = read_text(node_dir("ko2") / "node.crt"), psk = read_text(secret("ko1", "ko1-ko2"));
+  ASSERT_TRUE(pki::init(opts));
+  EXPECT_EQ(read_text(node_dir("ko1") / "node.crt"), crt1);
+  opts.node_addresses["ko1"] = {"10.91.0.12"};
+  ASSERT_TRUE(pki::init(opts));
+  EXPECT_NE(read_text(node_dir("ko1") / "node.crt"), crt1);
+  EXPECT_NE(read_text(node_dir("ko1") / "node.key"), key1);
+  EXPECT_EQ(read_text(node_dir("ko2") / "node.crt"), crt2);
+  EXPECT_EQ(read_text(secret("ko1", "ko1-ko2")), psk);
+  ko1 = load_cert(node_dir("ko1") / "node.crt");
+  ASSERT_TRUE(ko1);
+  EXPECT_EQ(X509_check_ip_asc(ko1.get(), "10.91.0.12", 0), 1);
+  auto subj = pki::verify_certificate(dir_ / "ca" / "ca.crt", read_text(node_dir("ko1") / "node.crt"));
+  ASSERT_TRUE(subj) << subj.error().message;
+  EXPECT_EQ(subj->common_name, "ko1");
+
+  // Bad addresses and addresses for something other than a node: refused, nothing changes.
+  const std::string before = read_text(node_dir("ko3") / "node.crt");
+  for (const auto& [node, addr] : std::vector<std::pair<std::string, std::string>>{
+         {"ko3", "10.91.0"}, {"ko3", "host.example"}, {"ko3", ""}, {"ko9", "10.91.0.9"}}) {
+    auto bad = network(dir_);
+    bad.node_addresses = {{node, {addr}}};
+    auto r = pki::init(bad);
+    ASSERT_FALSE(r) << node << " " << addr;
+    EXPECT_EQ(r.error().code, errc::invalid_argument);
+    EXPECT_NE(r.error().message.find(node == "ko9" ? "ko9" : "not an IP address"), std::string::npos)
+      << r.error().message;
+  }
+  EXPECT_EQ(read_text(node_dir("ko3") / "node.crt"), before);
+  auto r = pki::issue(dir_, pki::kind::sae, "app2", 825, false, {"10.91.0.5"});
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("node certificates only"), std::string::npos) << r.error().message;
+  EXPECT_FALSE(fs::exists(dir_ / "saes" / "app2"));
+  ASSERT_TRUE(pki::issue(dir_, pki::kind::node, "ko3", 825, true, {"10.91.0.4"}));
+  ko3 = load_cert(node_dir("ko3") / "node.crt");
+  ASSERT_TRUE(ko3);
+  EXPECT_EQ(X509_check_ip_asc(ko3.get(), "10.91.0.4", 0), 1);
+}
+
 TEST_F(pki_test, sign_and_verify_round_trip) {
   init_network();
   const std::string msg = "relay ko1 -> ko3, block 42";
@@ -669,8 +736,16 @@ TEST_F(pki_test, cli_init_issue_and_show) {
   EXPECT_EQ(j["links"][0]["bytes"], pki::link_secret_bytes);
   EXPECT_EQ(j["certificates"][0]["role"], "cvqkd-node");
 
-  r = run_cvqkd(tmp_, {"pki", "issue", "--dir", dir, "--node", "ko3"});
+  r = run_cvqkd(tmp_, {"pki", "issue", "--dir", dir, "--sae", "app2", "--address", "10.91.0.4"});
+  EXPECT_EQ(r.exit_code, 2) << show(r);
+  EXPECT_NE(r.err.find("--address"), std::string::npos) << show(r);
+  r = run_cvqkd(tmp_, {"pki", "issue", "--dir", dir, "--node", "ko3", "--address", "10.91.0.x"});
+  EXPECT_EQ(r.exit_code, 2) << show(r);
+  EXPECT_NE(r.err.find("'10.91.0.x' of node ko3 is not an IP address"), std::string::npos) << show(r);
+  EXPECT_FALSE(fs::exists(node_dir("ko3"))) << show(r);
+  r = run_cvqkd(tmp_, {"pki", "issue", "--dir", dir, "--node", "ko3", "--address", "10.91.0.4"});
   ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("IP 127.0.0.1,10.91.0.4"), std::string::npos) << show(r);
   r = run_cvqkd(tmp_, {"pki", "issue", "--dir", dir, "--link", "ko2-ko3:ko2:ko3"});
   ASSERT_EQ(r.exit_code, 0) << show(r);
   EXPECT_EQ(read_text(secret("ko2", "ko2-ko3")), read_text(secret("ko3", "ko2-ko3")));

@@ -60,6 +60,23 @@ TEST(topology, mistakes_are_refused_naming_the_field) {
   expect_error(nodes + link + "[[links]]\nid = \"y\"\na = \"B\"\nb = \"A\"\nlength_km = 1\nprofile = \"llo_metro\"\n",
                "links[1].b");
   expect_error("nodes = [", "line");
+  // Site addresses: a dotted-quad IPv4 address peers can dial.
+  auto hosted = parse_topology("[[nodes]]\nid = \"A\"\nhost = \"10.91.0.2\"\n[[nodes]]\nid = \"B\"\n" + link, "t");
+  ASSERT_TRUE(hosted.has_value()) << hosted.error().message;
+  EXPECT_EQ(hosted->nodes[0].host, "10.91.0.2");
+  EXPECT_EQ(hosted->nodes[1].host, "");
+  for (const char* bad : {"\"10.91.0\"", "\"node-a.example\"", "\"::1\"", "\"0.0.0.0\"", "\"255.255.255.255\"",
+                          "\"239.1.1.1\"", "\"10.91.0.2:7000\"", "\"010.91.0.2\"", "10"})
+    expect_error("[[nodes]]\nid = \"A\"\nhost = " + std::string(bad) + "\n[[nodes]]\nid = \"B\"\n" + link, "nodes[0].host");
+  for (const char* good : {"127.0.0.2", "192.168.1.250", "10.0.0.1"}) {
+    auto a = parse_host_address(good, "x");
+    ASSERT_TRUE(a.has_value()) << good;
+    EXPECT_EQ(*a, good);
+  }
+  auto multicast = parse_host_address("224.0.0.1", "--host A");
+  ASSERT_FALSE(multicast.has_value());
+  EXPECT_NE(multicast.error().message.find("--host A: '224.0.0.1' is a multicast address"), std::string::npos)
+    << multicast.error().message;
   auto missing = resolve_topology("no-such-topology");
   ASSERT_FALSE(missing.has_value());
   EXPECT_NE(missing.error().message.find("tokyo-2010"), std::string::npos);

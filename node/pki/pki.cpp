@@ -1,5 +1,6 @@
 #include "node/pki/pki.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -497,7 +498,27 @@ expected<ca_material> create_ca(const fs::path& dir) {
   return ca_material{std::move(*cert), std::move(*key), std::move(*cert_pem)};
 }
 
-expected<void> write_identity(const fs::path& dir, const ca_material& ca, kind k, std::string_view name, unsigned days) {
+// The IP addresses in the certificate's subjectAltName, in order (IPv4 dotted quads, IPv6 text).
+std::vector<std::string> ip_addresses_of(X509* cert) {
+  std::vector<std::string> out;
+  auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (names == nullptr) return out;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* g = sk_GENERAL_NAME_value(names, i);
+    if (g->type != GEN_IPADD) continue;
+    const int len = ASN1_STRING_length(g->d.iPAddress);
+    const unsigned char* data = ASN1_STRING_get0_data(g->d.iPAddress);
+    char text[INET6_ADDRSTRLEN] = {};
+    if ((len == 4 && ::inet_ntop(AF_INET, data, text, sizeof text)) ||
+        (len == 16 && ::inet_ntop(AF_INET6, data, text, sizeof text)))
+      out.emplace_back(text);
+  }
+  GENERAL_NAMES_free(names);
+  return out;
+}
+
+expected<void> write_identity(const fs::path& dir, const ca_material& ca, kind k, std::string_view name, unsigned days,
+                              const std::vector<std::string>& addresses = {}) {
   for (const auto& d : {dir / kind_dir(k), identity_dir(dir, k, name)})
     if (auto ok = ensure_private_dir(d); !ok) return ok;
   if (k == kind::node)
@@ -515,7 +536,10 @@ expected<void> write_identity(const fs::path& dir, const ca_material& ca, kind k
   if (k == kind::node) {
     // The node is TLS server (inter-node channel, ETSI 014 KME) and client (inter-node channel).
     req.extensions.emplace_back(NID_ext_key_usage, "serverAuth,clientAuth");
-    req.extensions.emplace_back(NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
+    std::string san = "DNS:localhost,IP:127.0.0.1";
+    for (const auto& a : addresses)
+      if (a != "127.0.0.1") san += ",IP:" + a;
+    req.extensions.emplace_back(NID_subject_alt_name, san);
   } else {
     req.extensions.emplace_back(NID_ext_key_usage, "clientAuth");
   }
@@ -566,15 +590,41 @@ expected<void> check_identity(const fs::path& dir, const ca_material& ca, kind k
   return {};
 }
 
-// Issues the identity unless it exists (then checks it). Returns whether it was issued.
+// Issues the identity unless it exists (then checks it). A node certificate whose subjectAltName
+// lacks one of `addresses` is reissued (new key and certificate under the same CA; its link secrets
+// stay), so that moving a site to another address needs no manual step. Returns whether it was issued.
 expected<bool> ensure_identity(const fs::path& dir, const ca_material& ca, kind k, std::string_view name,
-                               unsigned days) {
+                               unsigned days, const std::vector<std::string>& addresses = {}) {
   if (path_exists(cert_file(dir, k, name))) {
     if (auto ok = check_identity(dir, ca, k, name, true); !ok) return std::unexpected(ok.error());
-    return false;
+    if (addresses.empty()) return false;
+    auto cert = load_certificate(cert_file(dir, k, name));
+    if (!cert) return std::unexpected(cert.error());
+    const auto have = ip_addresses_of(cert->get());
+    if (std::all_of(addresses.begin(), addresses.end(),
+                    [&](const std::string& a) { return std::find(have.begin(), have.end(), a) != have.end(); }))
+      return false;
   }
-  if (auto ok = write_identity(dir, ca, k, name, days); !ok) return std::unexpected(ok.error());
+  if (auto ok = write_identity(dir, ca, k, name, days, addresses); !ok) return std::unexpected(ok.error());
   return true;
+}
+
+// Checks the extra subjectAltName addresses of a node: IPv4 or IPv6 literals, returned in canonical text.
+expected<std::vector<std::string>> canonical_addresses(std::string_view node, const std::vector<std::string>& in) {
+  std::vector<std::string> out;
+  for (const auto& a : in) {
+    unsigned char buf[16] = {};
+    char text[INET6_ADDRSTRLEN] = {};
+    if (::inet_pton(AF_INET, a.c_str(), buf) == 1) ::inet_ntop(AF_INET, buf, text, sizeof text);
+    else if (::inet_pton(AF_INET6, a.c_str(), buf) == 1) ::inet_ntop(AF_INET6, buf, text, sizeof text);
+    else
+      return fail(errc::invalid_argument,
+                  fmt::format("address '{}' of node {} is not an IP address; give the IPv4 (or IPv6) address the "
+                              "node listens on, e.g. 10.91.0.2",
+                              a, node));
+    if (std::find(out.begin(), out.end(), text) == out.end()) out.emplace_back(text);
+  }
+  return out;
 }
 
 bool node_issued(const fs::path& dir, std::string_view node) { return path_exists(cert_file(dir, kind::node, node)); }
@@ -688,6 +738,16 @@ expected<void> init(const init_options& opts) {
   }
   for (const auto& o : opts.operators)
     if (auto ok = validate_name("operator name", o); !ok) return ok;
+  std::map<std::string, std::vector<std::string>> addresses;
+  for (const auto& [node, list] : opts.node_addresses) {
+    if (std::find(opts.nodes.begin(), opts.nodes.end(), node) == opts.nodes.end())
+      return fail(errc::invalid_argument,
+                  fmt::format("addresses are given for node '{}', which is not among the nodes to issue; add --node {}",
+                              node, node));
+    auto canon = canonical_addresses(node, list);
+    if (!canon) return std::unexpected(canon.error());
+    addresses[node] = std::move(*canon);
+  }
 
   std::error_code ec;
   if (fs::exists(opts.dir, ec) && !fs::is_directory(opts.dir, ec))
@@ -758,7 +818,7 @@ expected<void> init(const init_options& opts) {
 
   // 3. Identities, then link secrets.
   for (const auto& n : new_nodes)
-    if (auto ok = ensure_identity(opts.dir, *ca, kind::node, n, opts.validity_days); !ok)
+    if (auto ok = ensure_identity(opts.dir, *ca, kind::node, n, opts.validity_days, addresses[n]); !ok)
       return std::unexpected(ok.error());
   for (const auto& s : opts.saes)
     if (auto ok = ensure_identity(opts.dir, *ca, kind::sae, s.id, opts.validity_days); !ok)
@@ -771,17 +831,23 @@ expected<void> init(const init_options& opts) {
   return {};
 }
 
-expected<void> issue(const fs::path& dir, kind k, std::string_view name, unsigned validity_days, bool replace) {
+expected<void> issue(const fs::path& dir, kind k, std::string_view name, unsigned validity_days, bool replace,
+                     const std::vector<std::string>& node_addresses) {
   if (auto ok = validate_days(validity_days); !ok) return ok;
   static constexpr std::array<std::string_view, 3> what{"node ID", "SAE ID", "operator name"};
   if (auto ok = validate_name(what[static_cast<std::size_t>(k)], name); !ok) return ok;
+  if (k != kind::node && !node_addresses.empty())
+    return fail(errc::invalid_argument, fmt::format("addresses go into node certificates only; drop them for {} {}",
+                                                    to_string(k), name));
+  auto addresses = canonical_addresses(name, node_addresses);
+  if (!addresses) return std::unexpected(addresses.error());
   auto ca = load_ca(dir);
   if (!ca) return std::unexpected(ca.error());
   if (!replace && path_exists(cert_file(dir, k, name)))
     return fail(errc::config_error, fmt::format("{} {} already exists ({}); pass --force to replace its key and "
                                                 "certificate (renewal)",
                                                 to_string(k), name, cert_file(dir, k, name).string()));
-  return write_identity(dir, *ca, k, name, validity_days);
+  return write_identity(dir, *ca, k, name, validity_days, *addresses);
 }
 
 expected<void> issue_link_secret(const fs::path& dir, std::string_view link_id, std::string_view node_a,
@@ -854,6 +920,7 @@ expected<inventory> inspect(const fs::path& dir) {
         info.common_name = name_entry(s, NID_commonName);
         info.role = name_entry(s, NID_organizationalUnitName);
         info.not_after = iso_time(X509_get0_notAfter(cert->get()));
+        info.ip_addresses = ip_addresses_of(cert->get());
         if (auto ok = check_identity(dir, *ca, k, n, false); !ok) info.problem = ok.error().message;
       }
       inv.certificates.push_back(std::move(info));

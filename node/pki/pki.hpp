@@ -6,7 +6,8 @@
 // Layout under the PKI directory (fixed; `cvqkd node` and the API server read it):
 //   ca/ca.crt, ca/ca.key                       self-signed CA, CA:TRUE, 10 years
 //   nodes/<NODE>/node.crt, node.key, ca.crt    CN=<NODE>, OU=cvqkd-node, SAN DNS:localhost,
-//                                              IP:127.0.0.1, extendedKeyUsage serverAuth+clientAuth
+//                                              IP:127.0.0.1 and the node's own addresses when given
+//                                              (a site on another host), extendedKeyUsage serverAuth+clientAuth
 //   nodes/<NODE>/secrets/<LINK>.psk            4096 random bytes, identical at both ends of <LINK>
 //   saes/<SAE>/sae.crt, sae.key, ca.crt        CN=<SAE>, OU=cvqkd-sae, clientAuth
 //   operators/<NAME>/operator.crt, operator.key, ca.crt   CN=<NAME>, OU=cvqkd-operator, clientAuth
@@ -21,6 +22,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <map>
 #include <span>
 #include <string>
 #include <string_view>
@@ -68,6 +70,10 @@ struct init_options {
   std::vector<link_spec> links{};       // end nodes must be in `nodes` or already issued
   std::vector<sae_spec> saes{};
   std::vector<std::string> operators{};
+  /// Node ID (one of `nodes`) -> IP addresses its certificate names besides 127.0.0.1 (the
+  /// addresses it listens on when the sites live on different hosts). An existing node certificate
+  /// that lacks one is reissued (new key, same CA; its link secrets stay).
+  std::map<std::string, std::vector<std::string>> node_addresses{};
   unsigned validity_days = 825;         // of the leaf certificates (the CA gets 10 years); 1..3650
   bool force = false;                   // discard an existing PKI under `dir` and start over
 };
@@ -81,14 +87,17 @@ expected<void> validate_name(std::string_view what, std::string_view name);
 /// overwritten (unless `force`, which first removes ca/, nodes/, saes/ and operators/): items already
 /// present are kept (after checking that they verify under that CA) and missing ones are issued, so
 /// init is idempotent and can add names later. Errors: invalid_argument (bad name, unknown link end,
-/// conflicting link), config_error (an inconsistent existing PKI), io_error.
+/// conflicting link, an address that is not an IP literal or names no node of `nodes`),
+/// config_error (an inconsistent existing PKI), io_error.
 expected<void> init(const init_options& opts);
 
-/// Issues one node, SAE or operator certificate and key under an existing CA in `dir`.
+/// Issues one node, SAE or operator certificate and key under an existing CA in `dir`; a node's
+/// certificate also names `node_addresses` (IP literals) in its subjectAltName.
 /// Refuses (config_error) when that identity exists unless `replace` (renewal: new key, new cert).
-/// Errors: invalid_argument (bad name), config_error (no CA; identity exists), io_error.
+/// Errors: invalid_argument (bad name, an address that is not an IP literal, addresses for a
+/// non-node), config_error (no CA; identity exists), io_error.
 expected<void> issue(const std::filesystem::path& dir, kind k, std::string_view name, unsigned validity_days = 825,
-                     bool replace = false);
+                     bool replace = false, const std::vector<std::string>& node_addresses = {});
 
 /// Writes the link's 4096-byte secret (OpenSSL's RAND_priv_bytes) to
 /// nodes/<node_a>/secrets/<link_id>.psk and nodes/<node_b>/secrets/<link_id>.psk. Both nodes must
@@ -107,6 +116,7 @@ struct certificate_info {
   std::string common_name{}, role{};  // CN and OU
   std::string not_after{};         // ISO 8601 UTC, e.g. "2028-03-01T12:00:00Z"
   std::filesystem::path file{};
+  std::vector<std::string> ip_addresses{};  // the IP addresses of its subjectAltName
   std::string problem{};           // empty when the certificate verifies under the CA (and has a key)
 };
 

@@ -1,12 +1,15 @@
-"""A network of real `cvqkd node` processes on 127.0.0.1 for the end-to-end tests, and the two
-HTTPS clients they use: an SAE (ETSI GS QKD 014) and the operator (admin API). Standard library
-only (http.client + ssl), mutual TLS with the certificates `cvqkd network generate` issued."""
+"""A network of real `cvqkd node` processes for the end-to-end tests (on 127.0.0.1, or each site on
+its own address, e.g. in its own network namespace: NetnsLab), and the two HTTPS clients they use:
+an SAE (ETSI GS QKD 014) and the operator (admin API). Standard library only (http.client + ssl),
+mutual TLS with the certificates `cvqkd network generate` issued."""
 
+import atexit
 import base64
 import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -46,21 +49,23 @@ def free_base_port(count, lo=20000, hi=45000, tries=200):
 
 
 class Client:
-    """One keep-alive HTTPS connection to a node's API as the holder of `cert_dir`."""
+    """One keep-alive HTTPS connection to a node's API at host:port as the holder of cert/key. With
+    check_hostname the server certificate must name `host` (subjectAltName IP), as a browser or curl
+    checks it; without, only its chain is checked (the CN names the KME, not the address)."""
 
-    def __init__(self, port, pki, cert, key):
+    def __init__(self, port, pki, cert, key, host="127.0.0.1", check_hostname=False):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False  # the server certificate names the KME, not 127.0.0.1
+        ctx.check_hostname = check_hostname
         ctx.load_verify_locations(os.path.join(pki, "ca", "ca.crt"))
         ctx.load_cert_chain(cert, key)
-        self.port, self.ctx = port, ctx
+        self.host, self.port, self.ctx = host, port, ctx
         self.conn = None
 
     def call(self, method, target, body=None, timeout=30):
         """(status, parsed JSON or None); reconnects once if the kept-alive connection closed."""
         for attempt in (0, 1):
             if self.conn is None:
-                self.conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=timeout)
+                self.conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=timeout)
             try:
                 headers = {"Content-Type": "application/json"} if body is not None else {}
                 self.conn.request(method, target, None if body is None else json.dumps(body), headers)
@@ -84,14 +89,22 @@ class Client:
 
 
 class Network:
-    def __init__(self, cvqkd, topology, workdir):
-        self.cvqkd, self.dir = cvqkd, workdir
+    """`cvqkd network generate` into `workdir`, then one `cvqkd node` process per site. `hosts` (site ->
+    IPv4 address) puts sites on their own addresses (`--host`; the clients then check that the node
+    certificates name them); `launcher(site)` gives a command prefix a site's node runs under (e.g.
+    ["ip", "netns", "exec", NS], which execs, so the node keeps the PID the harness signals)."""
+
+    def __init__(self, cvqkd, topology, workdir, hosts=None, launcher=None):
+        self.cvqkd, self.dir = os.path.abspath(cvqkd), workdir  # nodes run in their own directories
+        self.hosts, self.launcher = dict(hosts or {}), launcher
+        host_args = [a for site, addr in sorted(self.hosts.items()) for a in ("--host", f"{site}={addr}")]
         self.base_port = None
         out = None
         for _ in range(5):
             self.base_port = free_base_port(64)
-            r = subprocess.run([cvqkd, "network", "generate", "--topology", topology, "--dir", workdir,
-                                "--base-port", str(self.base_port), "--json"], capture_output=True, text=True)
+            r = subprocess.run([self.cvqkd, "network", "generate", "--topology", topology, "--dir", workdir,
+                                "--base-port", str(self.base_port), "--json"] + host_args,
+                               capture_output=True, text=True)
             if r.returncode == 0:
                 out = json.loads(r.stdout)
                 break
@@ -105,11 +118,20 @@ class Network:
     def api_port(self, node):
         return int(self.nodes[node]["api_listen"].rsplit(":", 1)[1])
 
+    def api_host(self, node):
+        return self.nodes[node]["api_listen"].rsplit(":", 1)[0]
+
+    def listen(self, node):
+        """(host, port) of the node's inter-node channel."""
+        host, port = self.nodes[node]["listen"].rsplit(":", 1)
+        return host, int(port)
+
     def start(self, node):
         cfg = self.nodes[node]["config"]
-        log = open(os.path.join(os.path.dirname(cfg), "log"), "ab")
-        self.procs[node] = subprocess.Popen([self.cvqkd, "node", "--config", cfg], cwd=os.path.dirname(cfg),
-                                            stdout=log, stderr=subprocess.STDOUT)
+        prefix = list(self.launcher(node)) if self.launcher else []
+        with open(os.path.join(os.path.dirname(cfg), "log"), "ab") as log:
+            self.procs[node] = subprocess.Popen(prefix + [self.cvqkd, "node", "--config", cfg],
+                                                cwd=os.path.dirname(cfg), stdout=log, stderr=subprocess.STDOUT)
 
     def start_all(self):
         for n in self.nodes:
@@ -165,11 +187,13 @@ class Network:
 
     def sae(self, node, sae_id):
         d = os.path.join(self.pki, "saes", sae_id)
-        return Client(self.api_port(node), self.pki, os.path.join(d, "sae.crt"), os.path.join(d, "sae.key"))
+        return Client(self.api_port(node), self.pki, os.path.join(d, "sae.crt"), os.path.join(d, "sae.key"),
+                      host=self.api_host(node), check_hostname=node in self.hosts)
 
     def operator(self, node):
         d = os.path.join(self.pki, "operators", "operator")
-        return Client(self.api_port(node), self.pki, os.path.join(d, "operator.crt"), os.path.join(d, "operator.key"))
+        return Client(self.api_port(node), self.pki, os.path.join(d, "operator.crt"), os.path.join(d, "operator.key"),
+                      host=self.api_host(node), check_hostname=node in self.hosts)
 
     def status(self, node):
         c = self.operator(node)
@@ -190,6 +214,9 @@ class Network:
         while True:
             short, smallest = [], None
             for n in nodes:
+                if n in self.procs and self.procs[n].poll() is not None:
+                    raise AssertionError(f"node {n} exited with {self.procs[n].returncode} while waiting for key; "
+                                         f"its log:\n{self.log_tail(n)}")
                 s = self.status(n)
                 if s is None:
                     short.append(f"{n}: no status")
@@ -228,3 +255,162 @@ def percentile(values, p):
         return float("nan")
     k = min(len(v) - 1, max(0, int(round(p / 100.0 * len(v) + 0.5)) - 1))
     return v[k]
+
+
+# ---------------------------------------------------------------------------------------------
+# Sites on separate hosts: one Linux network namespace per site
+
+
+class NetnsUnavailable(Exception):
+    """Network namespaces cannot be made here (the message says why); tests skip on it."""
+
+
+def _have_net_admin():
+    """Root, or CAP_NET_ADMIN (12) and CAP_SYS_ADMIN (21, `ip netns add` mounts /run/netns) in effect."""
+    if os.geteuid() == 0:
+        return True
+    try:
+        with open("/proc/self/status") as f:
+            eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+        return bool(eff & (1 << 12)) and bool(eff & (1 << 21))
+    except (OSError, StopIteration, ValueError):
+        return False
+
+
+def _run(args, check=True):
+    r = subprocess.run(args, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: exit {r.returncode}: {r.stderr.strip()}")
+    return r
+
+
+class NetnsLab:
+    """One network namespace per site, each with lo up and one veth (eth0, 10.213.N.(2+i)/24) into a
+    bridge that lives in a namespace of its own (so the host's bridge netfilter rules, e.g. a
+    container runtime's FORWARD DROP, never see the traffic), plus a veth from this (the root)
+    namespace into the same bridge (10.213.N.1), so the test reaches every site's API over the
+    bridge. Names carry the PID (cvqkd-<pid>-<site>, cvqkd-<pid>-sw, cq<pid>r): parallel runs do not
+    clash, and namespaces left by a run that was killed (its PID gone) are removed by the next one.
+    N is chosen so that 10.213.N.0/24 is on no interface or route of this namespace.
+
+        lab = NetnsLab(["A", "B", "C"]); lab.create()  # raises NetnsUnavailable: skip
+        ... lab.prefix("A") ... lab.address["A"] ...
+        lab.destroy()                                  # also registered with atexit
+    """
+
+    def __init__(self, sites):
+        self.pid = os.getpid()
+        self.sites = list(sites)
+        self.ns = {s: f"cvqkd-{self.pid}-{s}" for s in self.sites}
+        self.switch = f"cvqkd-{self.pid}-sw"
+        self.uplink = f"cq{self.pid}r"
+        self.address, self.gateway = {}, None
+        self.created = []  # namespaces made so far (destroy() removes them)
+
+    @staticmethod
+    def check_available():
+        """Raises NetnsUnavailable with the reason when namespaces cannot be made here."""
+        if not sys.platform.startswith("linux"):
+            raise NetnsUnavailable(f"network namespaces are Linux only (this is {sys.platform})")
+        if shutil.which("ip") is None:
+            raise NetnsUnavailable("the `ip` command (iproute2) is not installed")
+        if not _have_net_admin():
+            raise NetnsUnavailable("not root and no CAP_NET_ADMIN + CAP_SYS_ADMIN: `ip netns add` would be refused")
+
+    @staticmethod
+    def sweep_stale():
+        """Removes namespaces cvqkd-<pid>-* (and their uplink) of runs whose process is gone."""
+        r = _run(["ip", "netns", "list"], check=False)
+        for line in r.stdout.splitlines():
+            m = re.match(r"(cvqkd-(\d+)-\S+)", line.strip())
+            if not m or os.path.exists(f"/proc/{m.group(2)}"):
+                continue
+            for pid in _run(["ip", "netns", "pids", m.group(1)], check=False).stdout.split():
+                print(f"netns: killing leftover process {pid} in stale namespace {m.group(1)}", flush=True)
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
+            _run(["ip", "netns", "del", m.group(1)], check=False)
+            _run(["ip", "link", "del", f"cq{m.group(2)}r"], check=False)
+            print(f"netns: removed stale namespace {m.group(1)}", flush=True)
+
+    def _free_subnet(self):
+        used = _run(["ip", "-4", "-o", "addr", "show"]).stdout + _run(["ip", "-4", "route", "show", "table", "all"],
+                                                                      check=False).stdout
+        for k in range(256):
+            n = (self.pid + k) % 256
+            if f"10.213.{n}." not in used:
+                return n
+        raise RuntimeError("every 10.213.N.0/24 is in use on this host")
+
+    def create(self):
+        """Makes the namespaces, the bridge and the veths. Raises NetnsUnavailable when the very first
+        namespace cannot be made (no permission, no netns support), RuntimeError on a later failure."""
+        self.check_available()
+        self.sweep_stale()
+        atexit.register(self.destroy)
+        r = _run(["ip", "netns", "add", self.switch], check=False)
+        if r.returncode != 0:
+            raise NetnsUnavailable(f"`ip netns add` failed: {r.stderr.strip()}")
+        self.created.append(self.switch)
+        n = self._free_subnet()
+        self.gateway = f"10.213.{n}.1"
+        sw = ["ip", "-n", self.switch]
+        _run(sw + ["link", "add", "br0", "type", "bridge"])
+        _run(sw + ["link", "set", "br0", "up"])
+        for i, site in enumerate(self.sites):
+            ns = self.ns[site]
+            _run(["ip", "netns", "add", ns])
+            self.created.append(ns)
+            self.address[site] = f"10.213.{n}.{2 + i}"
+            _run(sw + ["link", "add", f"p{i}", "type", "veth", "peer", "name", "eth0", "netns", ns])
+            _run(sw + ["link", "set", f"p{i}", "master", "br0", "up"])
+            _run(["ip", "-n", ns, "addr", "add", f"{self.address[site]}/24", "dev", "eth0"])
+            _run(["ip", "-n", ns, "link", "set", "eth0", "up"])
+            _run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        _run(["ip", "link", "add", self.uplink, "type", "veth", "peer", "name", "up0", "netns", self.switch])
+        _run(sw + ["link", "set", "up0", "master", "br0", "up"])
+        _run(["ip", "addr", "add", f"{self.gateway}/24", "dev", self.uplink])
+        _run(["ip", "link", "set", self.uplink, "up"])
+
+    def prefix(self, site):
+        """The command prefix that runs a program in the site's namespace."""
+        return ["ip", "netns", "exec", self.ns[site]]
+
+    def run_in(self, site, args):
+        return _run(self.prefix(site) + list(args))
+
+    def tcp_sockets(self, site):
+        """The site namespace's IPv4 TCP sockets: [(state, (local ip, port), (remote ip, port))] from
+        /proc/net/tcp as a process in that namespace sees it; state 'LISTEN', 'ESTABLISHED', ..."""
+        states = {"01": "ESTABLISHED", "0A": "LISTEN"}
+        def addr(hexaddr):
+            ip, port = hexaddr.split(":")
+            return socket.inet_ntoa(bytes.fromhex(ip)[::-1]), int(port, 16)
+        out = []
+        for line in self.run_in(site, ["cat", "/proc/net/tcp"]).stdout.splitlines()[1:]:
+            f = line.split()
+            out.append((states.get(f[3], f[3]), addr(f[1]), addr(f[2])))
+        return out
+
+    def eth0_bytes(self, site):
+        """(rx, tx) bytes of the site's eth0."""
+        return tuple(int(self.run_in(site, ["cat", f"/sys/class/net/eth0/statistics/{d}_bytes"]).stdout)
+                     for d in ("rx", "tx"))
+
+    def destroy(self):
+        """Kills what still runs in the namespaces (the nodes this test started), removes them and the
+        uplink. Idempotent; never raises."""
+        for ns in reversed(self.created):
+            for pid in _run(["ip", "netns", "pids", ns], check=False).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
+        for ns in reversed(self.created):
+            r = _run(["ip", "netns", "del", ns], check=False)
+            if r.returncode != 0:
+                print(f"netns: cannot remove {ns}: {r.stderr.strip()}", flush=True)
+        self.created = []
+        _run(["ip", "link", "del", self.uplink], check=False)
