@@ -16,7 +16,7 @@ namespace cvqkd::actors {
 /// Error codes at actor boundaries: cvqkd::errc's values, plus the runtime's own.
 enum class actor_errc : std::uint8_t {
   invalid_argument = 1, config_error, io_error, parse_error, insufficient_data, no_secret_key, device_fault,
-  unsupported,
+  unsupported, cancelled,
   unauthenticated = 32,  // a peer failed authentication (certificate, node ID or signature)
   unknown_link,          // a message named a link this node does not run
   not_running,           // the actor is stopping or its engine failed

@@ -16,7 +16,7 @@ std::string_view code_name(std::uint8_t code) {
     case actor_errc::unknown_link: return "unknown_link";
     case actor_errc::not_running: return "not_running";
     default:
-      if (code >= 1 && code <= static_cast<std::uint8_t>(errc::unsupported)) return to_string(static_cast<errc>(code));
+      if (code >= 1 && code <= static_cast<std::uint8_t>(errc::cancelled)) return to_string(static_cast<errc>(code));
       return "unknown";
   }
 }

@@ -12,6 +12,7 @@ std::string_view to_string(errc code) noexcept {
     case errc::no_secret_key: return "no_secret_key";
     case errc::device_fault: return "device_fault";
     case errc::unsupported: return "unsupported";
+    case errc::cancelled: return "cancelled";
   }
   return "unknown_error";
 }

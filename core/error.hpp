@@ -18,6 +18,7 @@ enum class errc {
   no_secret_key,         // the security bound is <= 0: no key may be released
   device_fault,          // the (simulated or real) hardware reported a fault
   unsupported,           // a feature is not available in this build or driver
+  cancelled,             // stopped because its owner is shutting down (retry when it is back)
 };
 
 /// Stable, lower-case name of an error code, e.g. "config_error".

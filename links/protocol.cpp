@@ -259,6 +259,7 @@ struct link_end::impl {
     } else {
       ldpc::decoder_options o;
       o.max_iterations = params.max_iterations;
+      o.cancel = params.cancel;
       auto d = ldpc::decoder::create(*h, o);
       if (!d) return std::unexpected(d.error());
       dec.emplace(std::move(*d));
@@ -573,6 +574,10 @@ struct link_end::impl {
     const auto t0 = clock::now();
     const auto res = dec->decode(llr, syndrome, bits);
     rep.seconds_decoding += std::chrono::duration<double>(clock::now() - t0).count();
+    if (res.cancelled) {
+      OPENSSL_cleanse(bits.data(), bits.size());
+      return fail(errc::cancelled, "this node is stopping: the round is aborted and a new one starts when it is back");
+    }
     writer w;
     w.u64(frame);
     w.u8(res.success ? 1 : 0);

@@ -28,6 +28,7 @@
 // lost for good, Bob's end never completes (the key store's commit protocol must settle it).
 
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -99,6 +100,9 @@ struct round_parameters {
                                     // beta up to it that maximises the expected key, ldpc/operating_point.hpp)
   bool short_codes = false;         // CI-sized code members instead of the ~1e6-bit ones
   unsigned max_iterations = 200;    // belief-propagation iterations per frame
+  // Local, not shared with the peer: set when this end's node stops; a frame being decoded ends at
+  // the next iteration and the round aborts ("this node is stopping"). Not owned; may be null.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 /// How a round ended, seen from one end.

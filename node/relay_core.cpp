@@ -131,7 +131,7 @@ expected<std::unique_ptr<actors::relay_core>> make_relay_core(relay_host_config 
 
 error from_caf_error(const caf::actor_system& sys, const caf::error& e) {
   if (e.category() == actors::error_category() && e.code() >= 1 &&
-      e.code() <= static_cast<std::uint8_t>(errc::unsupported))
+      e.code() <= static_cast<std::uint8_t>(errc::cancelled))
     return error{static_cast<errc>(e.code()), actors::describe(e)};
   return error{errc::io_error, e.category() == actors::error_category() ? actors::describe(e) : sys.render(e)};
 }

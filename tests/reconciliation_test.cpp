@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <iostream>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <tuple>
 
 #include "core/drbg.hpp"
@@ -432,6 +434,36 @@ TEST(Decoder, InconsistentSyndromeIsReportedAsFailed) {
   const auto r = dec->decode(llr, syn, out);
   EXPECT_FALSE(r.success);
   EXPECT_NE(out, bits);
+}
+
+// A stopping node must not wait for a frame: a set cancel flag ends decoding at the next iteration.
+TEST(Decoder, CancelFlagEndsDecodingAtTheNextIteration) {
+  std::mt19937_64 rng(base_seed() + 5);
+  SCOPED_TRACE(seed_note(base_seed() + 5));
+  const auto& fam = ldpc::code_families().front();
+  auto qc = ldpc::lift(fam.proto, 100, fam.seed, 100 * 30);
+  const auto hq = qc->expand();
+  std::vector<std::uint8_t> bits(hq.cols()), syn(hq.rows()), out(hq.cols());
+  for (auto& b : bits) b = rng() & 1u;
+  hq.syndrome(bits, syn);
+  const auto llr = observe(bits, 4.0, rng);  // undecodable: would run all iterations
+  std::atomic<bool> cancel{false};
+  ldpc::decoder_options o;
+  o.max_iterations = 1000000;
+  o.cancel = &cancel;
+  auto dec = ldpc::decoder::create(*qc, o);
+  ASSERT_TRUE(dec);
+  std::jthread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    cancel = true;
+  });
+  const auto r = dec->decode(llr, syn, out);
+  EXPECT_TRUE(r.cancelled);
+  EXPECT_FALSE(r.success);
+  EXPECT_LT(r.iterations, o.max_iterations);
+  const auto again = dec->decode(llr, syn, out);  // still set: no iteration at all
+  EXPECT_TRUE(again.cancelled);
+  EXPECT_EQ(again.iterations, 0u);
 }
 
 TEST(Decoder, ParallelMatchesSequential) {

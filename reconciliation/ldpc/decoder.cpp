@@ -124,6 +124,10 @@ decode_result decoder::decode(std::span<const float> llr, std::span<const std::u
 
   decode_result res;
   for (unsigned it = 1; it <= opt_.max_iterations; ++it) {
+    if (opt_.cancel != nullptr && opt_.cancel->load(std::memory_order_relaxed)) {
+      res.cancelled = true;
+      break;
+    }
     float* target = app_.data();
     if (!layered) {
       // the next posteriors start from the channel and collect this iteration's check messages

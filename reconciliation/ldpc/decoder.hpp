@@ -8,6 +8,7 @@
 // Decoding stops early when the hard decision satisfies the syndrome; a frame that never does is reported
 // as failed and its bits must be discarded.
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -32,11 +33,15 @@ struct decoder_options {
   unsigned max_iterations = 200;
   float normalization = 0.8f;  // normalized min-sum: messages scaled by this factor (0, 1]
   float offset = 0.15f;        // offset min-sum: subtracted from magnitudes, floored at 0
+  // Checked once per iteration: when set (another thread, e.g. a node stopping), decoding ends with
+  // success = false and cancelled = true, so that a stop never waits for a whole frame. Not owned.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct decode_result {
   bool success = false;     // hard decision satisfies the syndrome
   unsigned iterations = 0;  // iterations run (the last one included)
+  bool cancelled = false;   // decoder_options::cancel ended decoding (success is false)
 };
 
 /// One decoder per thread: it owns the message memory for one frame (about 4 bytes per edge plus 5 per
