@@ -133,7 +133,7 @@ void add_network(CLI::App& app) {
   synth->add_option("--max-km", o->max_km, "longest fibre (km)")->capture_default_str();
   synth->add_option("--pool-max-bits", o->pool_max_bits, "a link pauses while its pool holds this much (0: never)")
     ->capture_default_str();
-  synth->add_option("--out", o->out, "the topology file to write (- for stdout)")->required();
+  synth->add_option("--out", o->out, "the topology file to write")->required();
   synth->callback([o] {
     network::synth_options so;
     so.nodes = static_cast<std::size_t>(std::max(o->nodes, 0));
@@ -144,10 +144,6 @@ void add_network(CLI::App& app) {
     so.pool_max_bits = o->pool_max_bits;
     auto text = network::synthesize_topology(so);
     if (!text) fail_with(text.error());
-    if (o->out == "-") {
-      std::cout << *text;
-      return;
-    }
     {
       std::ofstream f(o->out, std::ios::trunc);
       f << *text;
