@@ -17,7 +17,8 @@
 #include "reconciliation/verification/hash.hpp"
 
 namespace cvqkd::cli {
-void add_bench_pa(CLI::App& bench);  // node/cli_bench_pa.cpp
+void add_bench_pa(CLI::App& bench);       // node/cli_bench_pa.cpp
+void add_bench_network(CLI::App& bench);  // node/cli_bench_network.cpp
 namespace {
 
 namespace ldpc = reconciliation::ldpc;
@@ -224,6 +225,7 @@ void add_bench(CLI::App& app) {
   bench->require_subcommand(1);
   add_reconcile(bench);
   add_bench_pa(*bench);
+  add_bench_network(*bench);
 }
 
 }  // namespace cvqkd::cli

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -24,7 +25,14 @@ struct network_options {
   double run_seconds = 0;
   double poll_interval = 2;
   bool no_restart = false;
+  bool in_process = false;
   bool json = false;
+  // synth
+  int nodes = 30, links = 60;
+  std::uint64_t seed = 1;
+  double min_km = 0.5, max_km = 2.0;
+  std::uint64_t pool_max_bits = 60'000;
+  std::string out;
 };
 
 config::topology topology_of(const std::string& name) {
@@ -121,6 +129,35 @@ void add_network(CLI::App& app) {
     for (const auto& n : g->notes) std::cout << "  note: " << n << '\n';
   });
 
+  auto* synth = net->add_subcommand(
+    "synth", "write a synthetic connected topology for scale tests (metro-length links, one SAE per site)");
+  synth->add_option("--nodes", o->nodes, "sites")->capture_default_str();
+  synth->add_option("--links", o->links, "links (at least nodes - 1)")->capture_default_str();
+  synth->add_option("--seed", o->seed, "the same seed gives the same topology")->capture_default_str();
+  synth->add_option("--min-km", o->min_km, "shortest fibre (km)")->capture_default_str();
+  synth->add_option("--max-km", o->max_km, "longest fibre (km)")->capture_default_str();
+  synth->add_option("--pool-max-bits", o->pool_max_bits, "a link pauses while its pool holds this much (0: never)")
+    ->capture_default_str();
+  synth->add_option("--out", o->out, "the topology file to write")->required();
+  synth->callback([o] {
+    network::synth_options so;
+    so.nodes = static_cast<std::size_t>(std::max(o->nodes, 0));
+    so.links = static_cast<std::size_t>(std::max(o->links, 0));
+    so.seed = o->seed;
+    so.min_km = o->min_km;
+    so.max_km = o->max_km;
+    so.pool_max_bits = o->pool_max_bits;
+    auto text = network::synthesize_topology(so);
+    if (!text) fail_with(text.error());
+    {
+      std::ofstream f(o->out, std::ios::trunc);
+      f << *text;
+      if (!f.flush())
+        fail_with(cvqkd::error{errc::io_error, fmt::format("cannot write {}; check the path and its permissions", o->out)});
+    }
+    std::cerr << fmt::format("{}: {} sites, {} links (seed {})\n", o->out, so.nodes, so.links, so.seed);
+  });
+
   auto* up = net->add_subcommand("up", "generate, start every node as its own process, show a live link table");
   up->add_option("--topology", o->topology, "a shipped topology (cvqkd network list) or a topology TOML file")->required();
   up->add_option("--dir", o->dir, "the network directory")->capture_default_str();
@@ -130,6 +167,9 @@ void add_network(CLI::App& app) {
   up->add_option("--poll-interval", o->poll_interval, "seconds between status polls of every node")
     ->capture_default_str();
   up->add_flag("--no-restart", o->no_restart, "do not restart a node that exits unexpectedly");
+  up->add_flag("--in-process", o->in_process,
+               "run every node inside this process (one actor system, key store, ports and TLS each; logs in "
+               "<dir>/network.log): for large topologies");
   up->add_flag("--json", o->json, "the live table goes to stderr; print a final JSON summary to stdout");
   up->callback([o] {
     require_range("--for", o->run_seconds, 0, 1e9, false, false, "seconds");
@@ -143,6 +183,7 @@ void add_network(CLI::App& app) {
     u.base_port = base_port_of(o->base_port);
     u.run_seconds = o->run_seconds;
     u.restart = !o->no_restart;
+    u.in_process = o->in_process;
     u.poll_interval_s = o->poll_interval;
     u.out = o->json ? &std::cerr : &std::cout;
     u.tty = ::isatty(o->json ? STDERR_FILENO : STDOUT_FILENO) == 1;

@@ -92,6 +92,30 @@ expected<generated_network> generate(const config::topology& topo, const std::fi
                                      std::uint16_t base_port);
 
 // ---------------------------------------------------------------------------------------------
+// Synthetic topologies for scale tests (`cvqkd network synth`, `cvqkd bench network`)
+
+struct synth_options {
+  std::size_t nodes = 30;
+  std::size_t links = 60;
+  std::uint64_t seed = 1;
+  double min_km = 0.5, max_km = 2.0;   // fibre lengths, uniform (metro: small blocks make key)
+  double connector_loss_db = 1.0;      // added to 0.2 dB/km x length
+  std::uint64_t pool_max_bits = 60'000;  // a link pauses while its pool holds this much (0: never)
+};
+
+/// A connected topology of `nodes` sites and `links` links as topology TOML text (parse_topology
+/// reads it), deterministic from the seed: sites at random points of a unit square, a spanning
+/// tree joining each site to its nearest earlier one, then the shortest missing pairs until there
+/// are `links` links (a meshed backbone whose hop counts grow like sqrt(nodes)). Site i is
+/// "N<i>" (zero-padded, from 1) with one SAE "SAE-N<i>"; link "N<i>-N<j>" has Alice at the lower
+/// index. Every link: highrate_metro, length in [min_km, max_km] (0.1 km steps), loss 0.2 dB/km x
+/// length + connector_loss_db, beta 0.8, the short codes, frames of 131072 symbols and
+/// block_symbols = "auto" (each node plans the smallest block with key: about 6.3e5-7.9e5 symbols
+/// at 0.5-2 km). Errors: invalid_argument when nodes < 2, links < nodes - 1, links > nodes(nodes-1)/2,
+/// nodes > 9999, or the lengths are not 0 <= min_km <= max_km.
+expected<std::string> synthesize_topology(const synth_options& options);
+
+// ---------------------------------------------------------------------------------------------
 // The launcher (`cvqkd network up`)
 
 struct up_options {
@@ -105,6 +129,7 @@ struct up_options {
   double status_timeout_s = 8.0;     // a status request that takes longer is killed and counted as unreachable
   std::ostream* out = nullptr;       // the live table and messages (required)
   bool tty = false;                  // redraw the table in place (else one line per link per change)
+  bool in_process = false;           // every node in this process (in_process_network), logs in <dir>/network.log
 };
 
 /// What one link did during the run, from its two ends' last answered status.
@@ -137,7 +162,9 @@ struct up_summary {
   std::vector<link_summary> links;
 };
 
-/// Generates `opts.dir` (as generate()), starts every node as its own process (`executable node
+/// Generates `opts.dir` (as generate()). With opts.in_process, starts every node inside this
+/// process (node/inproc.hpp; no restarts: a failed start is an error, and the table polls each
+/// node's supervisor directly); otherwise starts every node as its own process (`executable node
 /// --config <dir>/<NODE>/node.toml`, stdout and stderr appended to <dir>/<NODE>/node.log, each in
 /// its own process group so that a terminal's Ctrl-C reaches only the launcher), polls every node's
 /// status (`executable node status --config ... --json`) every poll_interval_s and prints the link

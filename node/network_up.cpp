@@ -24,6 +24,13 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <future>
+
+#include "node/inproc.hpp"
+#include "node/services.hpp"
 
 extern char** environ;
 
@@ -252,11 +259,23 @@ public:
   expected<up_summary> run() {
     start_ = steady::now();
     print_header();
-    for (std::size_t i = 0; i < nodes_.size(); ++i)
-      if (auto ok = start_node(i); !ok) {
-        stop_all();
-        return std::unexpected(ok.error());
+    if (opts_.in_process) {
+      auto started = in_process_network::start(net_);
+      if (!started) return std::unexpected(started.error());
+      inproc_ = std::move(*started);
+      for (auto& n : nodes_) {
+        n.pid = ::getpid();  // "running"; never signalled or reaped in this mode
+        n.started = steady::now();
       }
+      event(fmt::format("{} nodes started in this process in {:.1f} s", nodes_.size(),
+                        seconds_between(start_, steady::now())));
+    } else {
+      for (std::size_t i = 0; i < nodes_.size(); ++i)
+        if (auto ok = start_node(i); !ok) {
+          stop_all();
+          return std::unexpected(ok.error());
+        }
+    }
     steady::time_point next_poll = steady::now() + std::chrono::milliseconds(500);
     for (;;) {
       const auto now = steady::now();
@@ -269,24 +288,26 @@ public:
         break;
       }
       supervise(now);
-      if (polls_.empty() && now >= next_poll) {
+      if (!polls_pending() && now >= next_poll) {
         start_polls();
         next_poll = now + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(opts_.poll_interval_s));
       }
-      if (!polls_.empty() && advance_polls(false)) render();
+      if (polls_pending() && advance_polls(false)) render();
       wait_a_little();
     }
     // A last poll, so that the summary reflects the moment of stopping.
     for (auto& p : polls_) kill_poll(p);
     polls_.clear();
+    if (inproc_poll_.valid()) inproc_poll_.wait();
+    inproc_poll_ = {};
     start_polls();
     const auto deadline = steady::now() + std::chrono::duration_cast<steady::duration>(
                                             std::chrono::duration<double>(opts_.status_timeout_s));
-    while (!polls_.empty() && steady::now() < deadline) {
+    while (polls_pending() && steady::now() < deadline) {
       if (advance_polls(false)) break;
       wait_a_little();
     }
-    if (!polls_.empty()) advance_polls(true);
+    if (polls_pending()) advance_polls(true);
     render();
     up_summary s = summary();
     stop_all();
@@ -317,6 +338,7 @@ private:
   }
 
   void supervise(steady::time_point now) {
+    if (opts_.in_process) return;  // one process: nothing to reap or restart
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
       auto& n = nodes_[i];
       if (n.pid > 0) {
@@ -352,8 +374,17 @@ private:
     }
   }
 
-  // SIGTERM to every node, up to 10 s for them to stop, then SIGKILL.
+  // SIGTERM to every node, up to 10 s for them to stop, then SIGKILL. In-process: stop every node
+  // (links first, then actors and stores, in parallel).
   void stop_all() {
+    if (inproc_) {
+      say(fmt::format("stopping: {} in-process node(s)", inproc_->size()));
+      const double s = inproc_->stop();
+      inproc_.reset();
+      for (auto& n : nodes_) n.pid = -1;
+      say(fmt::format("all nodes stopped in {:.1f} s", s));
+      return;
+    }
     std::size_t running = 0;
     for (auto& n : nodes_)
       if (n.pid > 0) {
@@ -394,7 +425,15 @@ private:
   }
 
   // ---- status polls ------------------------------------------------------------------------
+  bool polls_pending() const { return !polls_.empty() || inproc_poll_.valid(); }
+
   void start_polls() {
+    if (inproc_) {
+      inproc_poll_ = std::async(std::launch::async, [n = inproc_.get(), t = opts_.status_timeout_s] {
+        return n->status_all(std::chrono::milliseconds(static_cast<std::int64_t>(t * 1000)));
+      });
+      return;
+    }
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
       if (nodes_[i].pid <= 0) continue;
       int out[2], err[2];
@@ -442,6 +481,25 @@ private:
   // Reads what the status subprocesses wrote; returns true when the whole round is in (then the
   // answers are applied). `give_up`: kill whatever is still running.
   bool advance_polls(bool give_up) {
+    if (inproc_poll_.valid()) {
+      // status_all answers within the status timeout, so waiting on give_up is bounded.
+      if (!give_up && inproc_poll_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
+      auto all = inproc_poll_.get();
+      inproc_poll_ = {};
+      for (std::size_t i = 0; i < all.size() && i < nodes_.size(); ++i) {
+        status_poll p;
+        p.node = i;
+        if (all[i]) {
+          p.status = 0;  // as a status subprocess that exited 0
+          p.out = node::to_json(*all[i]).dump();
+        } else {
+          p.status = 1 << 8;  // exit code 1
+          p.err = all[i].error().message;
+        }
+        apply(p);
+      }
+      return true;
+    }
     const auto now = steady::now();
     for (auto& p : polls_) {
       drain(p.out_fd, p.out);
@@ -607,13 +665,17 @@ private:
     if (topo_.name.find("Tokyo QKD Network") != std::string::npos)
       say("  This is the Tokyo QKD Network of 2010 (NICT, JGN2plus field test; sites, lengths and losses as published),\n"
           "  re-equipped with simulated CV-QKD (GG02) hardware: the real network ran discrete-variable QKD.");
+    else if (opts_.in_process)
+      say("  Every link runs simulated CV-QKD (GG02) hardware; every site is a node inside this process (--in-process):\n"
+          "  its own actor system, key store, ports and TLS.");
     else
       say("  Every link runs simulated CV-QKD (GG02) hardware; every site is a real `cvqkd node` process.");
     std::string hosts;
     for (const auto& n : net_.nodes)
       if (hosts.find(n.listen.host) == std::string::npos) hosts += (hosts.empty() ? "" : ", ") + n.listen.host;
-    say(fmt::format("  {} nodes, {} links on {} ports {}-{}; directory {} (logs: <NODE>/node.log)", nodes_.size(),
-                    topo_.links.size(), hosts, first, last, net_.directory.string()));
+    say(fmt::format("  {} nodes, {} links on {} ports {}-{}; directory {} (logs: {})", nodes_.size(),
+                    topo_.links.size(), hosts, first, last, net_.directory.string(),
+                    opts_.in_process ? "network.log" : "<NODE>/node.log"));
     for (const auto& n : net_.notes) say("  note: " + n);
     for (const auto& line : curl_example(topo_, net_)) say("  " + line);
     say("  LAST_KEY, BETA, XI_HAT: the last round that made key.  HW_RATE = key rate the hardware would give: that "
@@ -725,6 +787,8 @@ private:
   generated_network net_;
   std::vector<node_proc> nodes_;
   std::vector<status_poll> polls_;
+  std::unique_ptr<in_process_network> inproc_;
+  std::future<std::vector<expected<actors::node_status>>> inproc_poll_;
   std::vector<progress_tracker> progress_;
   std::vector<std::string> printed_;
   std::deque<std::string> events_;
@@ -748,10 +812,28 @@ expected<up_summary> up(const config::topology& topo, const up_options& opts) {
   stop_signal = 0;
   ::sigaction(SIGINT, &sa, &old_int);
   ::sigaction(SIGTERM, &sa, &old_term);
+  // In-process, every node logs through spdlog's default logger: into <dir>/network.log, not
+  // across the live table.
+  std::shared_ptr<spdlog::logger> previous;
+  if (opts.in_process) {
+    try {
+      auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>((net->directory / "network.log").string());
+      previous = spdlog::default_logger();
+      auto logger = std::make_shared<spdlog::logger>("cvqkd", sink);
+      logger->set_level(spdlog::level::info);
+      logger->flush_on(spdlog::level::warn);
+      spdlog::set_default_logger(logger);
+    } catch (const spdlog::spdlog_ex& e) {
+      return fail(errc::io_error, fmt::format("cannot open {}: {}; check the directory's permissions",
+                                              (net->directory / "network.log").string(), e.what()));
+    }
+  }
+  std::signal(SIGPIPE, SIG_IGN);
   launcher l(topo, opts, std::move(*net));
   auto result = l.run();
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGTERM, &old_term, nullptr);
+  if (previous) spdlog::set_default_logger(previous);
   return result;
 }
 

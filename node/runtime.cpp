@@ -10,6 +10,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/logger.hpp>
 #include <caf/openssl/manager.hpp>
 #include <caf/openssl/publish.hpp>
 #include <caf/openssl/remote_actor.hpp>
@@ -121,6 +122,12 @@ links::engine_config engine_of(const config::node_config& c, const config::link_
   return e;
 }
 
+// CAF 0.17 keeps a reference to a system's logger in a thread-local of every thread that
+// constructed the system or used a scoped_actor on it, and ~actor_system waits until the logger is
+// released. With several systems in one process a thread must drop that reference before another
+// thread destroys the system, or the destructor waits forever.
+void release_caf_logger() { caf::logger::set_current_actor_system(nullptr); }
+
 actors::link_summary summary_of(const config::link_config& l) {
   return {l.id, l.peer, std::string(config::to_string(l.role)), l.profile_name, l.block_symbols};
 }
@@ -158,25 +165,100 @@ config::node_config with_planned_blocks(config::node_config c) {
   return c;
 }
 
-expected<void> run_node(const config::node_config& given) {
-  const config::node_config c = with_planned_blocks(given);
-  // Every thread CAF starts inherits this mask, so the signals reach only sigwait below.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
-  spdlog::set_level(spdlog::level::from_str(c.log_level));
+struct running_node::impl {
+  // Declaration order is destruction order reversed: the config and the store outlive the actor
+  // system (its actors use both), the system outlives the handles and the services.
+  config::node_config c;
+  node_tuning tuning;
+  std::unique_ptr<storage::key_store> store;
+  fs::path pid_file;
+  std::unique_ptr<caf::actor_system_config> cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  actors::supervisor_actor supervisor;
+  actors::node_endpoint_local_actor endpoint;
+  actors::relay_actor relay;
+  std::unique_ptr<relay_key_provider> provider;
+  std::unique_ptr<metrics::node_metrics> node_metrics;
+  std::unique_ptr<node_services> services;
+  bool stop_begun = false, stopped = false;
 
-  caf::actor_system_config cfg;
-  if (auto ok = configure_tls(cfg, c); !ok) return ok;
+  void exit_actors() {
+    if (relay) caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+    if (endpoint) caf::anon_send_exit(endpoint, caf::exit_reason::user_shutdown);
+    if (supervisor) caf::anon_send_exit(supervisor, caf::exit_reason::user_shutdown);
+  }
+};
+
+running_node::running_node(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+running_node::~running_node() { stop(); }
+const std::string& running_node::id() const noexcept { return impl_->c.id; }
+std::uint16_t running_node::api_port() const noexcept { return impl_->services ? impl_->services->port() : 0; }
+
+expected<actors::node_status> running_node::status(std::chrono::milliseconds timeout) {
+  auto& p = *impl_;
+  if (p.stopped || !p.supervisor) return fail(errc::io_error, fmt::format("node {} is stopped", p.c.id));
+  expected<actors::node_status> r = fail(errc::io_error, "no answer");
+  {
+    caf::scoped_actor self{*p.sys};
+    self->request(p.supervisor, timeout, actors::status_atom_v)
+      .receive([&](actors::node_status& s) { r = std::move(s); },
+               [&](caf::error& e) { r = std::unexpected(from_caf_error(*p.sys, e)); });
+  }
+  release_caf_logger();
+  return r;
+}
+
+void running_node::begin_stop() {
+  auto& p = *impl_;
+  if (p.stop_begun) return;
+  p.stop_begun = true;
+  if (p.services) p.services->stop();
+  if (p.supervisor) {
+    caf::scoped_actor self{*p.sys};
+    self->request(p.supervisor, std::chrono::seconds(8), actors::stop_atom_v)
+      .receive([](bool) {}, [&](caf::error& e) { spdlog::warn("node {}: stop: {}", p.c.id, p.sys->render(e)); });
+  }
+  release_caf_logger();
+}
+
+void running_node::stop() {
+  auto& p = *impl_;
+  if (p.stopped) return;
+  begin_stop();
+  // Give the middleman a moment to deliver the links' abort messages to the peers.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  p.exit_actors();
+  p.services.reset();
+  p.provider.reset();
+  p.supervisor = nullptr;
+  p.endpoint = nullptr;
+  p.relay = nullptr;
+  p.sys.reset();  // waits for every actor
+  p.store.reset();
+  std::error_code ec;
+  if (!p.pid_file.empty()) fs::remove(p.pid_file, ec);
+  p.stopped = true;
+  spdlog::info("node {}: stopped", p.c.id);
+}
+
+expected<std::unique_ptr<running_node>> running_node::start(const config::node_config& given, const node_tuning& tuning) {
+  auto holder = std::make_unique<impl>();
+  auto& p = *holder;
+  p.c = with_planned_blocks(given);
+  p.tuning = tuning;
+  const config::node_config& c = p.c;
+
+  p.cfg = std::make_unique<caf::actor_system_config>();
+  if (auto ok = configure_tls(*p.cfg, c); !ok) return std::unexpected(ok.error());
+  if (tuning.scheduler_threads > 0) p.cfg->set("scheduler.max-threads", tuning.scheduler_threads);
+  if (tuning.sharing_scheduler) p.cfg->set("scheduler.policy", caf::atom("sharing"));
+  if (tuning.middleman_workers > 0) p.cfg->set("middleman.workers", tuning.middleman_workers);
   auto identity = make_identity(c);
   if (!identity) return std::unexpected(identity.error());
 
   std::error_code ec;
   if (!fs::exists(c.kek_file, ec)) {
-    if (auto made = storage::create_kek_file(c.kek_file); !made) return made;
+    if (auto made = storage::create_kek_file(c.kek_file); !made) return std::unexpected(made.error());
     spdlog::info("node {}: created a new key-encryption key {}", c.id, c.kek_file.string());
   }
   storage::store_options so;
@@ -185,22 +267,28 @@ expected<void> run_node(const config::node_config& given) {
   so.node_id = c.id;
   auto opened = storage::key_store::open(std::move(so));
   if (!opened) return std::unexpected(opened.error());
-  // Declared before the actor system: destroyed after every actor that uses it.
-  std::unique_ptr<storage::key_store> store = std::move(*opened);
+  p.store = std::move(*opened);
   // The PID, for the operator's kill-node drill and service managers (removed on a clean stop; the
   // key store's lock already keeps a second node off this directory).
-  const fs::path pid_file = c.storage / "node.pid";
-  if (std::ofstream pf(pid_file, std::ios::trunc); pf) pf << ::getpid() << "\n";
+  if (tuning.pid_file) {
+    p.pid_file = c.storage / "node.pid";
+    if (std::ofstream pf(p.pid_file, std::ios::trunc); pf) pf << ::getpid() << "\n";
+  }
 
-  caf::actor_system sys{cfg};
+  p.sys = std::make_unique<caf::actor_system>(*p.cfg);
+  caf::actor_system& sys = *p.sys;
+  release_caf_logger();
+  // From here on a failure must stop what was started: the node's destructor does.
+  auto node = std::unique_ptr<running_node>(new running_node(std::move(holder)));
+
   std::vector<actors::link_summary> summaries;
   for (const auto& l : c.links) summaries.push_back(summary_of(l));
 
   actors::supervisor_config sc;
   sc.node_id = c.id;
   sc.links = summaries;
-  sc.spawn = [&c, &store, id = *identity](caf::actor_system& s, const std::string& link_id,
-                                          actors::supervisor_actor supervisor) -> actors::link_actor {
+  sc.spawn = [&c, st = p.store.get(), id = *identity](caf::actor_system& s, const std::string& link_id,
+                                                      actors::supervisor_actor supervisor) -> actors::link_actor {
     const auto* l = c.find_link(link_id);
     actors::link_actor_config lc;
     lc.summary = summary_of(*l);
@@ -208,8 +296,8 @@ expected<void> run_node(const config::node_config& given) {
     lc.peer_port = l->peer_address.port;
     lc.identity = id;
     lc.supervisor = std::move(supervisor);
-    lc.make_parts = [&c, l, st = store.get()]() -> expected<actors::link_parts> {
-      actors::link_parts p;
+    lc.make_parts = [&c, l, st]() -> expected<actors::link_parts> {
+      actors::link_parts parts;
       // The secret is needed on the first open only (later opens ignore it), so a missing file is
       // an error only if the key store does not know the link yet.
       auto secret = pki::read_link_secret(c.secrets, l->id);
@@ -218,73 +306,59 @@ expected<void> run_node(const config::node_config& given) {
         if (!secret) return std::unexpected(secret.error());
         return std::unexpected(state.error());
       }
-      p.store = std::move(*state);
+      parts.store = std::move(*state);
       auto hw = links::simulated_hardware::create(
         l->role == config::link_role::alice ? links::role::alice : links::role::bob, simulator_of(*l));
       if (!hw) return std::unexpected(hw.error());
-      p.hardware = std::move(*hw);
-      p.rng = std::make_unique<system_random>();
-      p.engine = engine_of(c, *l);
-      return p;
+      parts.hardware = std::move(*hw);
+      parts.rng = std::make_unique<system_random>();
+      parts.engine = engine_of(c, *l);
+      return parts;
     };
     lc.dial = [&s](const std::string& host, std::uint16_t port) {
       return caf::openssl::remote_actor<actors::node_endpoint_actor>(s, host, port);
     };
     return actors::spawn_link(s, std::move(lc), true);
   };
-  auto supervisor = actors::spawn_supervisor(sys, std::move(sc));
+  p.supervisor = actors::spawn_supervisor(sys, std::move(sc));
   actors::endpoint_config epc;
   epc.identity = *identity;
   epc.links = summaries;
-  auto endpoint = actors::spawn_endpoint(sys, std::move(epc), supervisor);
+  p.endpoint = actors::spawn_endpoint(sys, std::move(epc), p.supervisor);
 
-  auto shutdown_actors = [&] {
-    caf::anon_send_exit(endpoint, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(supervisor, caf::exit_reason::user_shutdown);
-  };
-  auto port = caf::openssl::publish(caf::actor_cast<actors::node_endpoint_actor>(endpoint), c.listen.port,
+  auto port = caf::openssl::publish(caf::actor_cast<actors::node_endpoint_actor>(p.endpoint), c.listen.port,
                                     c.listen.host.c_str(), true);
-  if (!port) {
-    shutdown_actors();
+  if (!port)
     return fail(errc::io_error, fmt::format("{}: cannot listen on node.listen = {}: {}; is another node running there?",
                                             c.source.string(), c.listen.to_string(), sys.render(port.error())));
-  }
   spdlog::info("node {}: listening on {}:{} (TLS), {} link(s)", c.id, c.listen.host, *port, c.links.size());
-  caf::anon_send(supervisor, actors::start_atom_v, endpoint);
+  caf::anon_send(p.supervisor, actors::start_atom_v, p.endpoint);
 
   // The relay: its own actor and channel to each neighbour (actors/relay_actor.hpp).
   auto relay_cfg = relay_config_of(c);
-  if (!relay_cfg) {
-    shutdown_actors();
-    return std::unexpected(relay_cfg.error());
-  }
+  if (!relay_cfg) return std::unexpected(relay_cfg.error());
   actors::relay_actor_config rc;
   rc.node_id = c.id;
   for (const auto& l : c.links)
     rc.links.push_back({l.id, l.peer, l.role == config::link_role::bob, l.peer_address.host, l.peer_address.port});
   rc.identity = *identity;
-  rc.make_core = [&store, hc = std::move(*relay_cfg)](actors::relay_outbox& out) {
-    return make_relay_core(hc, *store, out);
+  rc.make_core = [st = p.store.get(), hc = std::move(*relay_cfg)](actors::relay_outbox& out) {
+    return make_relay_core(hc, *st, out);
   };
-  rc.dial = [&sys](const std::string& host, std::uint16_t p) {
-    return caf::openssl::remote_actor<actors::node_endpoint_actor>(sys, host, p);
+  rc.dial = [&sys](const std::string& host, std::uint16_t pt) {
+    return caf::openssl::remote_actor<actors::node_endpoint_actor>(sys, host, pt);
   };
-  rc.endpoint = endpoint;
-  rc.supervisor = supervisor;
-  auto relay = actors::spawn_relay(sys, std::move(rc), true);
-  auto stop_relay = [&] { caf::anon_send_exit(relay, caf::exit_reason::user_shutdown); };
+  rc.endpoint = p.endpoint;
+  rc.supervisor = p.supervisor;
+  p.relay = actors::spawn_relay(sys, std::move(rc), true);
 
   // The HTTPS services (ETSI 014, admin, /metrics) when [node] api_listen is set.
-  relay_key_provider provider(sys, relay, std::chrono::seconds(15));
+  p.provider = std::make_unique<relay_key_provider>(sys, p.relay, std::chrono::seconds(15));
   auto node_metrics = metrics::node_metrics::create(c.id);
-  if (!node_metrics) {
-    stop_relay();
-    shutdown_actors();
-    return std::unexpected(node_metrics.error());
-  }
-  std::unique_ptr<node_services> services;
+  if (!node_metrics) return std::unexpected(node_metrics.error());
+  p.node_metrics = std::move(*node_metrics);
   if (c.api_listen) {
-    status_function status = [&sys, supervisor, id = c.id]() -> expected<actors::node_status> {
+    status_function status = [&sys, supervisor = p.supervisor]() -> expected<actors::node_status> {
       expected<actors::node_status> r = fail(errc::io_error, "no answer");
       caf::scoped_actor self{sys};
       self->request(supervisor, std::chrono::seconds(5), actors::status_atom_v)
@@ -292,7 +366,7 @@ expected<void> run_node(const config::node_config& given) {
                  [&](caf::error& e) { r = std::unexpected(from_caf_error(sys, e)); });
       return r;
     };
-    routes_function routes = [&sys, relay]() -> expected<nlohmann::json> {
+    routes_function routes = [&sys, relay = p.relay]() -> expected<nlohmann::json> {
       expected<nlohmann::json> r = fail(errc::io_error, "no answer");
       caf::scoped_actor self{sys};
       self->request(relay, std::chrono::seconds(5), actors::routes_atom_v)
@@ -300,7 +374,8 @@ expected<void> run_node(const config::node_config& given) {
                  [&](caf::error& e) { r = std::unexpected(from_caf_error(sys, e)); });
       return r;
     };
-    drill_function drill = [&sys, supervisor](const std::string& action, const std::string& link) -> expected<std::string> {
+    drill_function drill = [&sys, supervisor = p.supervisor](const std::string& action,
+                                                             const std::string& link) -> expected<std::string> {
       expected<std::string> r = fail(errc::io_error, "no answer");
       caf::scoped_actor self{sys};
       self->request(supervisor, std::chrono::seconds(10), actors::drill_atom_v, action, link)
@@ -314,33 +389,35 @@ expected<void> run_node(const config::node_config& given) {
                  });
       return r;
     };
-    auto started = node_services::start(c, *store, provider, **node_metrics, std::move(status), std::move(routes), {},
-                                        std::move(drill));
-    if (!started) {
-      stop_relay();
-      shutdown_actors();
-      return std::unexpected(started.error());
-    }
-    services = std::move(*started);
+    services_tuning st;
+    st.handler_threads = tuning.api_handler_threads;
+    auto started = node_services::start(c, *p.store, *p.provider, *p.node_metrics, std::move(status),
+                                        std::move(routes), st, std::move(drill));
+    if (!started) return std::unexpected(started.error());
+    p.services = std::move(*started);
     spdlog::info("node {}: HTTPS API on {}:{} (ETSI GS QKD 014, admin, metrics)", c.id, c.api_listen->host,
-                 services->port());
+                 p.services->port());
   }
+  release_caf_logger();
+  return node;
+}
 
+expected<void> run_node(const config::node_config& c) {
+  // Every thread CAF starts inherits this mask, so the signals reach only sigwait below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  spdlog::set_level(spdlog::level::from_str(c.log_level));
+
+  auto node = running_node::start(c);
+  if (!node) return std::unexpected(node.error());
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("node {}: {} received, stopping", c.id, sig == SIGTERM ? "SIGTERM" : "SIGINT");
-  if (services) services->stop();
-  {
-    caf::scoped_actor self{sys};
-    self->request(supervisor, std::chrono::seconds(8), actors::stop_atom_v)
-      .receive([](bool) {}, [&](caf::error& e) { spdlog::warn("node {}: stop: {}", c.id, sys.render(e)); });
-  }
-  // Give the middleman a moment to deliver the links' abort messages to the peers.
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  stop_relay();
-  shutdown_actors();
-  fs::remove(pid_file, ec);
-  spdlog::info("node {}: stopped", c.id);
+  (*node)->stop();
   return {};
 }
 
