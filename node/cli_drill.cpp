@@ -236,8 +236,8 @@ struct link_drill {
   bool cut() const { return name == "cut-link"; }
 };
 
-// ξ̂ must move this much (SNU) to count as a noise symptom: about 4 standard deviations of the
-// estimate on the test ring's 1e6-symbol blocks.
+// ξ̂ must move this much (SNU) to count as a noise symptom: chosen above the round-to-round
+// scatter expected of ξ̂ on the test ring's 1e6-symbol blocks (an estimate: not yet measured).
 constexpr double noise_threshold = 0.03;
 
 // The drill's symptom in end `now` (its status at injection: `then`), with its reason text.
@@ -320,7 +320,7 @@ void run_link_drill(const drill_options& o, const link_drill& d) {
   route_view after;
   const auto poll = std::chrono::milliseconds(d.cut() ? 50 : 250);
   // Watches the route, the traffic and (fault drills) the symptom until `until` says stop.
-  auto watch = [&](clock::time_point deadline, const std::function<bool()>& until) {
+  auto watch = [&](auto deadline, const std::function<bool()>& until) {
     while (clock::now() < deadline && !until()) {
       const auto v = routes_of(a, o.b, link_id);
       if (!t_detect && d.cut() && v.usable && !*v.usable) {
