@@ -525,6 +525,14 @@ struct link_end::impl {
     symbols_lost += static_cast<std::uint64_t>(std::count(valid.begin(), valid.end(), std::uint8_t{0}));
     alice_frames.erase(it);
     if (!choice) {
+      // A saturated receiver is not in shot-noise units: say so now, not after a rate choice on nonsense
+      // estimates (a 10x optical power gives T_hat ~7, whose "rate" no code offers).
+      if (const double clipped_fraction = samples_seen ? double(clipped) / double(samples_seen) : 0.0;
+          clipped_fraction > 1e-4)
+        return fail(errc::no_secret_key,
+                    fmt::format("detector saturation: {:.2e} of the first frame's ADC samples clipped; no key from this "
+                                "block: restore the optical attenuation at Bob's input",
+                                clipped_fraction));
       const auto s = pe.statistics(params.profile.v_a);
       if (s.samples < 1000 || !(s.sigma2_hat > 0) || !(s.t_hat > 0))
         return fail(errc::no_secret_key, "too few disclosed samples in the first frame to choose a code rate: use "
