@@ -35,7 +35,13 @@ typename Inspector::result_type inspect(Inspector& f, link_status& x) {
            x.reason, x.engine_state, x.peer_connected, x.round, x.committed_round, x.symbols_done, x.block_symbols,
            x.rounds_completed, x.rounds_aborted, x.key_bits_committed, x.pool_bits, x.malformed_messages, x.resends,
            x.restarts, x.rejected_messages, x.last_error, x.has_last_round, x.last_round_outcome, x.last_key_bits,
-           x.beta, x.snr, x.fer, x.xi_hat, x.xi_max, x.transmittance_min, x.last_round_seconds);
+           x.beta, x.snr, x.fer, x.xi_hat, x.xi_max, x.transmittance_min, x.last_round_seconds, x.drill);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, link_faults& x) {
+  return f(caf::meta::type_name("cvqkd::actors::link_faults"), x.what, x.excess_noise, x.crosstalk_xi, x.lo_drift,
+           x.power_factor, x.sample_loss, x.shot_noise_drift, x.corrupt_auth);
 }
 
 template <class Inspector>

@@ -71,6 +71,8 @@ using link_actor = caf::typed_actor<
   caf::reacts_to<peer_down_atom, std::string>,
   // Engine status plus link configuration.
   caf::replies_to<status_atom>::with<link_status>,
+  // Drill faults from the supervisor (local only): applies this end's part at once; all zero clears.
+  caf::reacts_to<drill_atom, link_faults>,
   // Graceful stop: abort the round, tell the peer, reply, quit.
   caf::replies_to<stop_atom>::with<bool>>;
 
@@ -88,9 +90,10 @@ using supervisor_actor = caf::typed_actor<
   caf::replies_to<report_atom>::with<actor_status>,
   // Stops every link gracefully; replies once all are gone (or after a timeout).
   caf::replies_to<stop_atom>::with<bool>,
-  // Drill (operator): "cut-link" stops the link and keeps it down (a fibre cut, as this end sees
-  // it); "restore-link" starts it again. Replies with what was done.
-  caf::replies_to<drill_atom, std::string, std::string>::with<std::string>>;
+  // Drill (operator) on link `link`: "cut-link" stops the link and keeps it down (a fibre cut, as
+  // this end sees it); "inject-fault" applies the link_faults (validate_faults) to the link actor,
+  // now and after every restart; "restore-link" ends either. Replies with what was done.
+  caf::replies_to<drill_atom, std::string, std::string, link_faults>::with<std::string>>;
 
 /// The node's relay: routing and hop-by-hop one-time-pad relay of end-to-end keys (relay/),
 /// talking to the relay actors of the neighbouring nodes. Spawned detached (key-store writes sync).

@@ -272,6 +272,32 @@ void dial(link_pointer self) {
           [self](caf::error& err) { schedule_dial(self, "hello refused: " + describe(err)); });
 }
 
+// This end's part of a drill's faults (link_faults): the fibre's at both ends (both simulate the
+// same channel), the receiver's at Bob's, the corrupted authentication key at Alice's.
+void apply_faults(link_pointer self, const link_faults& f) {
+  auto& st = self->state;
+  if (!st.engine || !st.parts.hardware) return;
+  hw::fault_state h;
+  h.excess_noise_spike = f.excess_noise;
+  h.crosstalk_xi = f.crosstalk_xi;
+  h.lo_drift_rad2_per_symbol = f.lo_drift;
+  if (st.is_bob()) {
+    h.optical_power_factor = f.power_factor;
+    h.sample_loss_probability = f.sample_loss;
+    h.shot_noise_drift = f.shot_noise_drift;
+  }
+  if (auto ok = st.parts.hardware->set_faults(h); !ok) {
+    st.last_error = "drill refused: " + ok.error().message;
+    spdlog::warn("link {}: {}", st.cfg.summary.link_id, st.last_error);
+  } else if (!f.what.empty()) {
+    spdlog::warn("link {}: drill: {} ({} end)", st.cfg.summary.link_id, f.what, st.cfg.summary.role);
+  } else {
+    spdlog::info("link {}: drill faults cleared", st.cfg.summary.link_id);
+  }
+  st.engine->corrupt_authentication(f.corrupt_auth && !st.is_bob());
+  report(self, true);
+}
+
 bool from_local(link_pointer self) {
   const auto& sender = self->current_sender();
   return sender != nullptr && sender->node() == self->node();
@@ -352,6 +378,10 @@ link_actor::behavior_type link_behavior(link_pointer self, link_actor_config cfg
       peer_lost(self, why);
     },
     [self](status_atom) -> link_status { return make_status(self->state); },
+    [self](drill_atom, link_faults& f) {
+      if (!from_local(self)) return;
+      apply_faults(self, f);
+    },
     [self](stop_atom) -> bool {
       auto& s = self->state;
       if (s.engine && !s.stopping) {

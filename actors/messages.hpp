@@ -87,6 +87,21 @@ struct link_status {
   std::uint64_t last_key_bits = 0;
   double beta = 0, snr = 0, fer = 0, xi_hat = 0, xi_max = 0, transmittance_min = 0;
   double last_round_seconds = 0;
+  std::string drill;                 // the fault drill in force on this link ("" when none)
+};
+
+/// A fault drill on one link (operations.md failure modes), sent to both ends' supervisors; each
+/// link end applies the part that physically belongs to it: the fibre's faults at both ends (both
+/// simulate the same channel), the receiver's at Bob's, the authentication key's at Alice's.
+struct link_faults {
+  std::string what;                  // the drill as the operator named it, with its parameters
+  double excess_noise = 0.0;         // input-referred xi added on the fibre, SNU (both ends)
+  double crosstalk_xi = 0.0;         // input-referred xi of WDM crosstalk (hw::crosstalk_excess_noise), SNU (both)
+  double lo_drift = 0.0;             // extra LO phase Wiener step variance, rad^2 per symbol (both)
+  double power_factor = 1.0;         // optical power at Bob's receiver, x nominal (Bob)
+  double sample_loss = 0.0;          // probability that Bob's digitizer drops a symbol (Bob)
+  double shot_noise_drift = 0.0;     // relative LO power change since Bob's calibration (Bob)
+  bool corrupt_auth = false;         // Alice's round authentication key corrupted (Alice)
 };
 
 /// The node's links, as its supervisor last saw them.

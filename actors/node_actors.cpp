@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <random>
 
 #include <caf/event_based_actor.hpp>
@@ -11,6 +12,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "actors/link_faults.hpp"
 #include "actors/system.hpp"
 #include "core/drbg.hpp"
 #include "storage/key_store.hpp"
@@ -256,6 +258,7 @@ struct supervisor_state {
     link_actor actor;
     bool alive = false;
     bool cut = false;       // a drill cut the link: it stays down until restored
+    std::optional<link_faults> faults;  // a fault drill in force: re-applied to every new link actor
     unsigned failures = 0;  // consecutive, reset by a completed round
     std::uint64_t restarts = 0;
   };
@@ -281,6 +284,7 @@ void spawn_link_of(supervisor_pointer self, const std::string& id) {
     return;
   }
   self->monitor(e.actor);
+  if (e.faults) self->send(e.actor, drill_atom_v, *e.faults);
   if (e.last.health == "down") {
     e.last.health = "degraded";
     e.last.reason = "starting";
@@ -377,6 +381,7 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_pointer self, sup
       s.restarts = e.restarts;
       if (s.rounds_completed > 0) e.failures = 0;
       assess(s);
+      s.drill = e.faults ? e.faults->what : std::string();
       e.last = std::move(s);
     },
     [self](restart_atom, const std::string& id) {
@@ -412,7 +417,8 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_pointer self, sup
       s.last_error = st.last_error;
       return s;
     },
-    [self](drill_atom, const std::string& action, const std::string& id) -> caf::result<std::string> {
+    [self](drill_atom, const std::string& action, const std::string& id,
+           const link_faults& faults) -> caf::result<std::string> {
       auto& st = self->state;
       auto it = st.links.find(id);
       if (it == st.links.end())
@@ -433,8 +439,27 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_pointer self, sup
         e.last.reason = "cut by a drill (fibre cut simulated); restore with `cvqkd ctl drill restore-link`";
         return std::string("cut");
       }
+      if (action == "inject-fault") {
+        if (auto ok = validate_faults(faults); !ok) return to_caf_error(ok.error());
+        if (e.cut)
+          return make_caf_error(actor_errc::invalid_argument,
+                                fmt::format("link {} is cut by a drill: restore it (restore-link) before injecting a "
+                                            "fault", id));
+        spdlog::warn("supervisor {}: drill: link {}: injecting {}", st.cfg.node_id, id, faults.what);
+        e.faults = faults;
+        e.last.drill = faults.what;
+        if (e.alive) self->send(e.actor, drill_atom_v, faults);
+        return std::string("injected");
+      }
       if (action == "restore-link") {
-        if (!e.cut) return std::string("not cut");
+        if (!e.cut && !e.faults) return std::string("nothing to restore");
+        if (e.faults) {
+          spdlog::warn("supervisor {}: drill: link {}: clearing {}", st.cfg.node_id, id, e.faults->what);
+          e.faults.reset();
+          e.last.drill.clear();
+          if (e.alive) self->send(e.actor, drill_atom_v, link_faults{});
+          if (!e.cut) return std::string("fault cleared");
+        }
         e.cut = false;
         e.failures = 0;
         spdlog::warn("supervisor {}: drill: restoring link {}", st.cfg.node_id, id);
@@ -442,7 +467,7 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_pointer self, sup
         return std::string("restored");
       }
       return make_caf_error(actor_errc::invalid_argument,
-                            fmt::format("unknown drill '{}': use cut-link or restore-link", action));
+                            fmt::format("unknown drill '{}': use cut-link, inject-fault or restore-link", action));
     },
     [self](stop_atom) -> caf::typed_response_promise<bool> {
       auto& st = self->state;

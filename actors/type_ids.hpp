@@ -20,6 +20,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(cvqkd, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(cvqkd, (cvqkd::actors::relay_bytes))
   CAF_ADD_TYPE_ID(cvqkd, (cvqkd::actors::relay_provide))
   CAF_ADD_TYPE_ID(cvqkd, (cvqkd::actors::relay_keys))
+  CAF_ADD_TYPE_ID(cvqkd, (cvqkd::actors::link_faults))
 
   CAF_ADD_ATOM(cvqkd, cvqkd::actors, step_atom, "step")         // pump the engine now
   CAF_ADD_ATOM(cvqkd, cvqkd::actors, tick_atom, "tick")         // pump the engine after a pause
@@ -36,5 +37,5 @@ CAF_BEGIN_TYPE_ID_BLOCK(cvqkd, caf::first_custom_type_id)
   CAF_ADD_ATOM(cvqkd, cvqkd::actors, relay_atom, "relay")       // the relay actor (local registration)
   CAF_ADD_ATOM(cvqkd, cvqkd::actors, routes_atom, "routes")     // the relay's routing view
   CAF_ADD_ATOM(cvqkd, cvqkd::actors, links_atom, "links")       // link status for the relay (local)
-  CAF_ADD_ATOM(cvqkd, cvqkd::actors, drill_atom, "drill")       // operator drills (cut / restore a link)
+  CAF_ADD_ATOM(cvqkd, cvqkd::actors, drill_atom, "drill")       // operator drills (cut / restore a link, faults)
 CAF_END_TYPE_ID_BLOCK(cvqkd)

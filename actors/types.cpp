@@ -61,6 +61,7 @@ void add_message_types(caf::actor_system_config& cfg) {
   add<relay_bytes>(cfg);
   add<relay_provide>(cfg);
   add<relay_keys>(cfg);
+  add<link_faults>(cfg);
   cfg.add_message_type<node_endpoint_actor>("cvqkd::actors::node_endpoint_actor");
   cfg.add_message_type<node_endpoint_local_actor>("cvqkd::actors::node_endpoint_local_actor");
   cfg.add_message_type<link_actor>("cvqkd::actors::link_actor");

@@ -81,6 +81,8 @@ expected<void> validate(const simulator_config& c) {
     return invalid("sample_loss_probability", f.sample_loss_probability, "a probability in [0, 1]");
   if (!finite_in(f.shot_noise_drift, -0.5, 0.5))
     return invalid("shot_noise_drift", f.shot_noise_drift, "a relative drift in [-0.5, 0.5]");
+  if (!finite_in(f.crosstalk_xi, 0, 100))
+    return invalid("crosstalk_xi", f.crosstalk_xi, "an added xi in [0, 100] (SNU)");
   switch (c.eve.type) {
     case eavesdropper::kind::none: break;
     case eavesdropper::kind::intercept_resend:
@@ -167,7 +169,7 @@ struct simulated_link::impl {
   }
 
   double channel_xi() const noexcept {
-    double xi = cfg.profile.xi + cfg.faults.excess_noise_spike + eve_cloner_xi();
+    double xi = cfg.profile.xi + cfg.faults.excess_noise_spike + cfg.faults.crosstalk_xi + eve_cloner_xi();
     if (cfg.eve.type == eavesdropper::kind::intercept_resend) xi += 2.0 * cfg.eve.parameter;
     return xi;
   }
@@ -256,7 +258,8 @@ struct simulated_link::impl {
 
     const double amplitude = std::sqrt(cfg.transmittance * faults.optical_power_factor);
     const double power = faults.optical_power_factor;
-    double chan_sigma = std::sqrt(cfg.transmittance * (p.xi + faults.excess_noise_spike + eve_cloner_xi()));
+    double chan_sigma =
+      std::sqrt(cfg.transmittance * (p.xi + faults.excess_noise_spike + faults.crosstalk_xi + eve_cloner_xi()));
     const bool intercept = cfg.eve.type == eavesdropper::kind::intercept_resend;
     const double sigma_res = std::sqrt(p.residual_phase_noise_rad2);
     const double sigma_drift = std::sqrt(drift_step_var());
@@ -389,6 +392,29 @@ expected<void> simulated_link::set_faults(const fault_state& faults) {
   if (auto r = validate(next); !r) return r;
   impl_->cfg.faults = faults;
   return {};
+}
+
+expected<double> crosstalk_excess_noise(const classical_channel& c) {
+  const auto bad = [](std::string_view field, double value, std::string_view domain) -> expected<double> {
+    return std::unexpected(invalid(field, value, domain).error());
+  };
+  if (!(finite_in(c.launch_power_mw, 0, 1e4) && c.launch_power_mw > 0))
+    return bad("launch_power_mw", c.launch_power_mw, "a classical launch power in (0, 1e4] mW");
+  if (!finite_in(c.isolation_db, 0, 300)) return bad("isolation_db", c.isolation_db, "an isolation in [0, 300] dB");
+  if (!finite_in(c.length_km, 0, 1e4)) return bad("length_km", c.length_km, "a fibre length in [0, 1e4] km");
+  if (!finite_in(c.transmittance, 1e-10, 1)) return bad("transmittance", c.transmittance, "T in [1e-10, 1]");
+  if (!finite_in(c.symbol_rate_baud, 1, 1e12))
+    return bad("symbol_rate_baud", c.symbol_rate_baud, "a symbol rate in [1, 1e12] baud");
+  if (!finite_in(c.wavelength_nm, 100, 1e4)) return bad("wavelength_nm", c.wavelength_nm, "a wavelength in [100, 1e4] nm");
+  if (!finite_in(c.raman_per_km_nm, 0, 1e-3))
+    return bad("raman_per_km_nm", c.raman_per_km_nm, "a Raman coefficient in [0, 1e-3] 1/(km nm)");
+  constexpr double h = 6.62607015e-34, light = 299792458.0;
+  const double p = c.launch_power_mw * 1e-3;           // W
+  const double lambda = c.wavelength_nm * 1e-9;        // m
+  const double rho = c.raman_per_km_nm * 1e-3 * 1e9;   // 1/(m m): per metre of fibre, per metre of band
+  const double n_raman = p * c.transmittance * rho * (c.length_km * 1e3) * lambda * lambda * lambda / (h * light * light);
+  const double n_leak = p * c.transmittance * std::pow(10.0, -c.isolation_db / 10.0) / (h * light / lambda * c.symbol_rate_baud);
+  return 2.0 * (n_raman + n_leak) / c.transmittance;
 }
 
 expected<std::unique_ptr<simulated_link>> make_simulated_link(const simulator_config& config) {

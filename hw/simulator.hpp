@@ -36,7 +36,33 @@ struct fault_state {
   double sample_loss_probability = 0.0;   // digitizer drops a symbol with this probability
   double shot_noise_drift = 0.0;       // relative change of LO power since the last calibration
                                        // (temperature): signal and shot noise scale by 1 + drift
+  double crosstalk_xi = 0.0;           // input-referred xi of WDM crosstalk from a co-propagating
+                                       // classical channel (crosstalk_excess_noise), SNU
 };
+
+/// A classical channel sharing the quantum channel's fibre (WDM), for crosstalk_excess_noise.
+struct classical_channel {
+  double launch_power_mw = 1.0;    // launch power of the classical channel, mW, > 0
+  double isolation_db = 90.0;      // isolation of the quantum receiver's DWDM filter from it, dB, >= 0
+  double length_km = 1.0;          // shared fibre, km, >= 0
+  double transmittance = 1.0;      // the quantum channel's T over that fibre (the classical light
+                                   // is attenuated alike), (0, 1]
+  double symbol_rate_baud = 1e9;   // the receiver's detection bandwidth (one temporal mode per symbol)
+  double wavelength_nm = 1550.0;   // of the quantum channel
+  double raman_per_km_nm = 1e-9;   // effective forward Raman scattering coefficient rho, 1/(km nm)
+};
+
+/// The excess noise, referred to the channel input (SNU), that a co-propagating classical channel
+/// adds at Bob: noise photons per detected mode n = n_Raman + n_leak, xi = 2 n / T (a thermal
+/// mode of mean photon number n adds 2n SNU to each quadrature at the fibre's output).
+///   forward spontaneous Raman power inside the receiver's band: P_ram = P_launch T rho L dlambda
+///   (Eraerds et al., New J. Phys. 12, 063027 (2010), co-propagating case), so per mode
+///   n_Raman = P_launch T rho L lambda^3 / (h c^2);
+///   in-band leakage through the demultiplexer of isolation I: n_leak = P_launch T 10^(-I/10) / (h nu B)
+///   with B the symbol rate (Kumar, Qin, Alléaume, New J. Phys. 17, 043027 (2015): Raman and
+///   leakage are the two noises that decide CV-QKD/DWDM coexistence).
+/// Errors: invalid_argument naming the field.
+expected<double> crosstalk_excess_noise(const classical_channel& c);
 
 struct simulator_config {
   hardware_profile profile;

@@ -101,6 +101,12 @@ expected<void> engine_config::validate() const {
   return {};
 }
 
+expected<void> link_hardware::set_faults(const hw::fault_state&) {
+  return fail(errc::invalid_argument,
+              "this link runs on hardware that cannot simulate faults: fault drills need simulated hardware; "
+              "rehearse on the test network (cvqkd network up) or use cut-link");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Simulated hardware
 
@@ -174,6 +180,7 @@ struct link_engine::impl {
   bool block_ended = false;
   bool peer_up = false;
   bool stopped = false;
+  bool corrupt_auth = false;      // drill: this end's round authentication key is corrupted
   std::uint64_t round_floor = 0;  // Bob: the next round number must exceed this
   std::uint64_t highest_seen = 0; // Alice: the highest round number a start named
   time_point last_heard{}, last_resend{}, last_control{}, round_started{};
@@ -280,7 +287,7 @@ struct link_engine::impl {
     auto c = hw.calibrate();
     if (!c) return fail_engine("shot-noise calibration failed: " + c.error().message);
     cal = *c;
-    keys.emplace(std::move(spare_auth->second));
+    keys.emplace(drilled(std::move(spare_auth->second)));
     spare_auth.reset();
     auto e = link_end::create(role::bob, params, *keys, proto_out, sink, rng);
     if (!e) return fail_engine(e.error().message);
@@ -419,7 +426,7 @@ struct link_engine::impl {
     }
     const auto params = params_for(round);
     if (auto ok = hw.begin_round(round); !ok) return fail_engine("device: " + ok.error().message);
-    keys.emplace(std::move(*bytes));
+    keys.emplace(drilled(std::move(*bytes)));
     auto e = link_end::create(role::alice, params, *keys, proto_out, sink, rng);
     if (!e) return fail_engine(e.error().message);
     end = std::move(*e);
@@ -446,6 +453,14 @@ struct link_engine::impl {
   }
 
   // ---- both ----
+
+  // The round's authentication key as this end uses it: under the authentication drill one bit of
+  // the hash key (the first bytes) flipped, so every tag this end makes or checks disagrees with the
+  // peer's. The pool's copy is untouched and the bytes are never logged.
+  secure_buffer drilled(secure_buffer key) const {
+    if (corrupt_auth && key.size() > 0) key.data()[0] ^= std::byte{0x01};
+    return key;
+  }
 
   void count_malformed() { ++st.malformed_messages; }
 
@@ -606,6 +621,8 @@ void link_engine::stop(const std::string& why) {
   }
   if (p.st.current != impl::state::failed) p.st.current = impl::state::idle;
 }
+
+void link_engine::corrupt_authentication(bool on) noexcept { impl_->corrupt_auth = on; }
 
 const engine_status& link_engine::status() const noexcept { return impl_->st; }
 

@@ -98,6 +98,9 @@ public:
   virtual expected<hw::bob_frame> measure(std::size_t n) = 0;
   /// What the simulator knows (empty for real hardware).
   virtual std::optional<hw::true_parameters> truth() const = 0;
+  /// Drill faults (operations.md failure modes). Real hardware cannot fake them: the default
+  /// refuses (invalid_argument) and says so.
+  virtual expected<void> set_faults(const hw::fault_state& faults);
 };
 
 /// Simulated hardware for one end. Both ends of a link build the same channel from the same
@@ -114,8 +117,9 @@ public:
   expected<hw::shot_noise_calibration> calibrate() override;
   expected<hw::bob_frame> measure(std::size_t n) override;
   std::optional<hw::true_parameters> truth() const override;
-  /// Applies drill faults (operations.md) from the next round on. Errors: invalid fault values.
-  expected<void> set_faults(const hw::fault_state& faults);
+  /// Applies drill faults (operations.md) at once (the round in progress sees them from its next
+  /// symbol; later rounds from their first). Errors: invalid fault values (nothing changes).
+  expected<void> set_faults(const hw::fault_state& faults) override;
   ~simulated_hardware() override;
 
 private:
@@ -190,6 +194,11 @@ public:
   void peer_lost(const std::string& why);
   /// Aborts the round in progress, telling the peer (graceful shutdown); the engine stays idle.
   void stop(const std::string& why);
+  /// Drill (classical-authentication break): while on, every round this end starts from now on
+  /// authenticates with a corrupted copy of its authentication key (one bit of the round's hash
+  /// key flipped; the stored pool is untouched), so the peer's check of this end's first tag fails
+  /// and the round aborts with the protocol's authentication error. Off: rounds verify again.
+  void corrupt_authentication(bool on) noexcept;
 
   const engine_status& status() const noexcept;
 

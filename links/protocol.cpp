@@ -106,6 +106,7 @@ struct link_end::impl {
   estimation::pe_accumulator pe;
   double v_el_bob = 0.0;
   std::uint64_t clipped = 0, samples_seen = 0;
+  std::uint64_t symbols_seen = 0, symbols_lost = 0;  // Alice: from Bob's sift messages (valid flags)
   std::uint64_t sift_frames = 0;
   std::map<std::uint64_t, hw::alice_frame> alice_frames;  // Alice: awaiting Bob's sift
 
@@ -521,8 +522,18 @@ struct link_end::impl {
       }
     }
     samples_seen += a.size() * (hom ? 1 : 2);
+    symbols_seen += a.size();
+    symbols_lost += static_cast<std::uint64_t>(std::count(valid.begin(), valid.end(), std::uint8_t{0}));
     alice_frames.erase(it);
     if (!choice) {
+      // A saturated receiver is not in shot-noise units: say so now, not after a rate choice on nonsense
+      // estimates (a 10x optical power gives T_hat ~7, whose "rate" no code offers).
+      if (const double clipped_fraction = samples_seen ? double(clipped) / double(samples_seen) : 0.0;
+          clipped_fraction > 1e-4)
+        return fail(errc::no_secret_key,
+                    fmt::format("detector saturation: {:.2e} of the first frame's ADC samples clipped; no key from this "
+                                "block: restore the optical attenuation at Bob's input",
+                                clipped_fraction));
       const auto s = pe.statistics(params.profile.v_a);
       if (s.samples < 1000 || !(s.sigma2_hat > 0) || !(s.t_hat > 0))
         return fail(errc::no_secret_key, "too few disclosed samples in the first frame to choose a code rate: use "
@@ -629,6 +640,12 @@ struct link_end::impl {
     if (clipped_fraction > 1e-4)
       return go_no(fmt::format("detector saturation: {:.2e} of the ADC samples clipped; no key from this block",
                                clipped_fraction));
+    const double lost_fraction =
+      symbols_seen ? static_cast<double>(symbols_lost) / static_cast<double>(symbols_seen) : 0.0;
+    if (lost_fraction > max_lost_fraction)
+      return go_no(fmt::format("sample loss: the digitizer lost {} of {} symbols ({:.2e}, above {:.0e}); no key from "
+                               "this block: roll the receiver firmware back and re-test the digitizer",
+                               symbols_lost, symbols_seen, lost_fraction, max_lost_fraction));
     const std::uint64_t auth_bits = 8 * round_auth_bytes;
     auto n = key_length(s, rep.frames, rep.frames_failed, auth_bits);
     if (!n) return go_no(n.error().message);

@@ -48,6 +48,12 @@ namespace cvqkd::links {
 
 enum class role : std::uint8_t { alice = 0, bob = 1 };
 
+/// A block in which Bob's digitizer lost more than this fraction of the symbols is vetoed: random
+/// loss alone would cost only rate, but a digitizer that drops samples can no longer be trusted to
+/// keep them aligned with Alice's symbols (operations.md: "inconsistent sampling, integrity
+/// failures"). Healthy hardware loses none.
+inline constexpr double max_lost_fraction = 1e-2;
+
 enum class msg_type : std::uint8_t {
   sift = 1, rate, recon, verify, verdict, block_end, pa_params, pa_seed, confirm, confirm_ack, abort
 };

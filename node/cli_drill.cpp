@@ -1,14 +1,21 @@
-// `cvqkd ctl drill cut-link A B --network DIR`: the fibre-cut drill on a network made by `cvqkd
-// network generate|up`. It keeps key requests flowing from an SAE at A to an SAE at B (ETSI
-// enc_keys at A, one every --interval-ms), cuts link A-B at both ends (POST /admin/drill), and
-// prints a timeline: fault injected, detected (A's relay marks the link unusable), rerouted (A's
-// route to B changes), key delivery resumed (first key after the reroute), restored; then the
-// count of failed requests and their messages.
+// `cvqkd ctl drill ...`: failure drills on a network made by `cvqkd network generate|up`, one per
+// failure mode of operations.md. The link drills (cut-link, excess-noise, lo-drift,
+// detector-saturation, sample-loss, crosstalk, calibration-drift, auth-failure A B) share one
+// runner: key requests flow from an SAE at A to an SAE at B (ETSI enc_keys at A, one every
+// --interval-ms), the drill goes to both ends of link A-B (POST /admin/drill; each end applies its
+// part), and a timeline shows fault injected, detected (cut: A's relay marks the link unusable;
+// faults: the first round at either end showing the symptom, with its reason), rerouted (A's route
+// to B changes) or not needed, key delivery interrupted / resumed / never interrupted, restored
+// and (faults) the link back up; then the count of failed requests and their messages.
+// kill-node N SIGKILLs a node under traffic through it.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
+#include <cmath>
+#include <map>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -25,9 +32,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/link_faults.hpp"
 #include "config/node_config.hpp"
 #include "node/admin_client.hpp"
 #include "node/cli_common.hpp"
+#include "node/services.hpp"
 
 namespace cvqkd::cli {
 namespace {
@@ -198,7 +207,67 @@ void print_tally(const json& t) {
   for (const auto& msg : t["failure_messages"]) std::cout << "  failure: " << msg.get<std::string>() << "\n";
 }
 
-void run_cut_link(const drill_options& o) {
+// One end's entry for `link` in its node's /admin/status (null when the node does not answer).
+json link_status_of(const site& s, const std::string& link) {
+  auto j = call(s, "GET", "/admin/status");
+  if (!j) return nullptr;
+  for (const auto& l : (*j)["links"])
+    if (l.value("link_id", "") == link) return l;
+  return nullptr;
+}
+
+std::uint64_t rounds_finished(const json& l) {
+  return l.is_object() ? l.value("rounds_completed", std::uint64_t{0}) + l.value("rounds_aborted", std::uint64_t{0}) : 0;
+}
+
+bool has_text(std::string s, std::string_view key) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s.find(key) != std::string::npos;
+}
+
+// What a link drill does and how its symptom shows in a link end's status.
+struct link_drill {
+  std::string name;     // the subcommand: cut-link, excess-noise, ...
+  json params;          // the drill's parameters (POST /admin/drill)
+  // Fault drills: the symptom in a round that finished after the injection: "abort:KEYWORD" (the
+  // round aborted and its reason names KEYWORD) or "noise" (xi_hat moved by more than
+  // noise_threshold from its value before the fault, or the round aborted on its estimate).
+  std::string symptom;
+  bool cut() const { return name == "cut-link"; }
+};
+
+// ξ̂ must move this much (SNU) to count as a noise symptom: chosen above the round-to-round
+// scatter expected of ξ̂ on the test ring's 1e6-symbol blocks (an estimate: not yet measured).
+constexpr double noise_threshold = 0.03;
+
+// The drill's symptom in end `now` (its status at injection: `then`), with its reason text.
+std::optional<std::string> symptom_of(const link_drill& d, const json& now, const json& then, double xi_before) {
+  if (!now.is_object() || rounds_finished(now) <= rounds_finished(then)) return std::nullopt;
+  const json& last = now["last_round"];
+  if (!last.is_object()) return std::nullopt;
+  const bool aborted = last.value("outcome", "") == "aborted";
+  const std::string why = now.value("last_error", "");
+  const auto round = now.value("round", std::uint64_t{0});
+  if (d.symptom.rfind("abort:", 0) == 0) {
+    if (aborted && has_text(why, d.symptom.substr(6)))
+      return fmt::format("round {} aborted: {}", round, why);
+    return std::nullopt;
+  }
+  const double xi = last.value("xi_hat", 0.0);
+  if (aborted && !why.empty() && !has_text(why, "peer") && !has_text(why, "stop") && !has_text(why, "heard"))
+    return fmt::format("round {} aborted: {}", round, why);
+  if (!aborted && std::abs(xi - xi_before) > noise_threshold)
+    return fmt::format("round {}: xi_hat = {:.4f} SNU ({:.4f} before the fault; xi_max {:.4f}), key {} bits", round, xi,
+                       xi_before, last.value("xi_max", 0.0), last.value("key_bits", std::uint64_t{0}));
+  return std::nullopt;
+}
+
+// The generic link drill: key traffic from A's SAE to B's, the drill injected at both ends of
+// link A-B (POST /admin/drill), a timeline of what the network shows (fault injected, detected,
+// rerouted or not, key delivery interrupted / resumed / never interrupted, restored, link back
+// up), then the count of failed requests. cut-link detects through A's relay (the link becomes
+// unusable) and must reroute; a fault drill detects through the link's status at either end.
+void run_link_drill(const drill_options& o, const link_drill& d) {
   const site a = load_site(o, o.a), b = load_site(o, o.b);
   const config::link_config* link = nullptr;
   for (const auto& l : a.cfg.links)
@@ -209,69 +278,175 @@ void run_cut_link(const drill_options& o) {
   const std::string link_id = link->id, master = a.cfg.saes.front().id, slave = b.cfg.saes.front().id;
 
   drill_timeline tl(o.json_out);
-
   const auto before = routes_of(a, o.b, link_id);
-  tl.event(fmt::format("drill cut-link {} {} (link {}); traffic {} -> {} via {}'s ETSI API; route now {}", o.a, o.b,
-                    link_id, master, slave, o.a, path_text(before.path)));
+  tl.event(fmt::format("drill {} {} {} (link {}{}); traffic {} -> {} via {}'s ETSI API; route now {}", d.name, o.a,
+                       o.b, link_id, d.params.empty() ? "" : ", " + d.params.dump(), master, slave, o.a,
+                       path_text(before.path)));
 
   traffic load(a, o, master, slave, [&tl] { return tl.since(); });
   std::this_thread::sleep_for(std::chrono::milliseconds(3 * o.interval_ms));
 
-  const std::string cut = json{{"action", "cut-link"}, {"link", link_id}}.dump();
-  const double t_cut = tl.since();
-  for (const site* s : {&a, &b})
-    if (auto r = call(*s, "POST", "/admin/drill", cut); !r) fail_with(r.error());
-  tl.event(fmt::format("fault injected: link {} cut at {} and {}", link_id, o.a, o.b));
+  // Each end's status at the injection: the baseline of the symptom.
+  json then_a = d.cut() ? json(nullptr) : link_status_of(a, link_id);
+  json then_b = d.cut() ? json(nullptr) : link_status_of(b, link_id);
+  double xi_before = 0.0;
+  for (const json* t : {&then_a, &then_b})
+    if (t->is_object() && (*t)["last_round"].is_object() && (*t)["last_round"].value("outcome", "") == "done")
+      xi_before = (*t)["last_round"].value("xi_hat", 0.0);
 
-  std::optional<double> t_detect, t_reroute, t_resume;
-  route_view after;
-  const auto deadline = clock::now() + std::chrono::duration<double>(o.wait_s);
-  while (clock::now() < deadline && (!t_detect || !t_reroute || !t_resume)) {
-    const auto v = routes_of(a, o.b, link_id);
-    if (!t_detect && v.usable && !*v.usable) {
-      t_detect = tl.since();
-      tl.event(fmt::format("detected: {}'s relay marks link {} unusable", o.a, link_id));
+  json body = d.params;
+  body["action"] = d.name;
+  body["link"] = link_id;
+  const double t_fault = tl.since();
+  std::string fault_text;
+  bool injected_a = false;
+  for (const site* s : {&a, &b}) {
+    auto r = call(*s, "POST", "/admin/drill", body.dump());
+    if (!r) {
+      // Nothing may stay half-injected: undo A's part before giving up.
+      if (injected_a)
+        (void)call(a, "POST", "/admin/drill", json{{"action", "restore-link"}, {"link", link_id}}.dump());
+      load.stop();
+      fail_with(r.error());
     }
-    if (!t_reroute && v.path && v.path != before.path) {
-      t_reroute = tl.since();
-      after = v;
-      tl.event(fmt::format("rerouted: {} -> {} now via {}", o.a, o.b, path_text(v.path)));
-    }
-    if (t_reroute && !t_resume) {
-      t_resume = load.first_success_after(*t_reroute);
-      if (t_resume) tl.event("key delivery resumed: a key for " + slave + " was delivered over the new route");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    injected_a = true;
+    fault_text = r->value("fault", "");
   }
-  if (!t_reroute) tl.event(fmt::format("no reroute within {} s: no other path from {} to {} with key", o.wait_s, o.a, o.b));
-  std::this_thread::sleep_for(std::chrono::duration<double>(o.hold_s));
+  tl.event(d.cut() ? fmt::format("fault injected: link {} cut at {} and {}", link_id, o.a, o.b)
+                   : fmt::format("fault injected: {} on link {} at {} and {}", fault_text, link_id, o.a, o.b));
 
+  std::optional<double> t_detect, t_reroute, t_resume, t_interrupt;
+  std::string detect_reason;
+  route_view after;
+  const auto poll = std::chrono::milliseconds(d.cut() ? 50 : 250);
+  // Watches the route, the traffic and (fault drills) the symptom until `until` says stop.
+  auto watch = [&](auto deadline, const std::function<bool()>& until) {
+    while (clock::now() < deadline && !until()) {
+      const auto v = routes_of(a, o.b, link_id);
+      if (!t_detect && d.cut() && v.usable && !*v.usable) {
+        t_detect = tl.since();
+        detect_reason = fmt::format("{}'s relay marks link {} unusable", o.a, link_id);
+        tl.event("detected: " + detect_reason);
+      }
+      if (!t_detect && !d.cut()) {
+        for (const auto& [s, then] : {std::pair{&a, &then_a}, std::pair{&b, &then_b}}) {
+          if (t_detect) break;
+          if (auto why = symptom_of(d, link_status_of(*s, link_id), *then, xi_before)) {
+            t_detect = tl.since();
+            detect_reason = fmt::format("{} end of {}: {}", s->cfg.id, link_id, *why);
+            tl.event("detected: " + detect_reason);
+          }
+        }
+      }
+      if (!t_reroute && v.path && v.path != before.path) {
+        t_reroute = tl.since();
+        after = v;
+        tl.event(fmt::format("rerouted: {} -> {} now via {}", o.a, o.b, path_text(v.path)));
+      }
+      if (!t_interrupt) {
+        for (const auto& x : load.outcomes())
+          if (x.t >= t_fault && x.status != 200) {
+            t_interrupt = x.t;
+            tl.event(fmt::format("key delivery interrupted: {} {}", x.status, x.message));
+            break;
+          }
+      }
+      if (!t_resume && (t_reroute || t_interrupt)) {
+        t_resume = load.first_success_after(std::max(t_reroute.value_or(0.0), t_interrupt.value_or(0.0)));
+        if (t_resume)
+          tl.event(t_reroute ? "key delivery resumed: a key for " + slave + " was delivered over the new route"
+                             : "key delivery resumed: a key for " + slave + " was delivered again");
+      }
+      std::this_thread::sleep_for(poll);
+    }
+  };
+  const auto wait_until = clock::now() + std::chrono::duration<double>(o.wait_s);
+  if (d.cut()) watch(wait_until, [&] { return t_detect && t_reroute && t_resume; });
+  else watch(wait_until, [&] { return t_detect.has_value(); });
+  if (!t_detect)
+    tl.event(fmt::format("not detected within {} s: no round at either end showed the fault's symptom", o.wait_s));
+  if (d.cut() && !t_reroute)
+    tl.event(fmt::format("no reroute within {} s: no other path from {} to {} with key", o.wait_s, o.a, o.b));
+  // Hold the fault under traffic (a fault drill keeps watching for a reroute once the pool runs dry).
+  watch(clock::now() + std::chrono::duration<double>(o.hold_s), [] { return false; });
+  if (!d.cut() && !t_reroute) {
+    const json la = link_status_of(a, link_id);
+    tl.event(fmt::format("no reroute needed: {}'s relay still routes {} -> {} via {} over link {}'s pool ({} bits "
+                         "left at {})",
+                         o.a, o.a, o.b, path_text(routes_of(a, o.b, link_id).path), link_id,
+                         la.is_object() ? la.value("pool_bits", std::uint64_t{0}) : 0, o.a));
+  }
+  if (!t_interrupt)
+    tl.event(fmt::format("key delivery never interrupted: every request since the fault was served"));
+
+  std::optional<double> t_restored, t_back;
   if (o.restore) {
     const std::string restore = json{{"action", "restore-link"}, {"link", link_id}}.dump();
+    json base_a, base_b;
+    if (!d.cut()) {
+      base_a = link_status_of(a, link_id);
+      base_b = link_status_of(b, link_id);
+    }
     for (const site* s : {&a, &b})
       if (auto r = call(*s, "POST", "/admin/drill", restore); !r) tl.event("restore failed: " + r.error().message);
-    tl.event(fmt::format("link {} restored at {} and {}", link_id, o.a, o.b));
+    t_restored = tl.since();
+    tl.event(d.cut() ? fmt::format("link {} restored at {} and {}", link_id, o.a, o.b)
+                     : fmt::format("fault cleared at {} and {}", o.a, o.b));
+    if (!d.cut()) {
+      // Back up: a round that started after the restore completed with key at both ends.
+      const auto deadline = clock::now() + std::chrono::duration<double>(o.wait_s);
+      // A round that started after the restore: past the one running then (if any), one finished.
+      const auto done_since = [&](const json& now, const json& base) {
+        if (!now.is_object() || !now["last_round"].is_object()) return false;
+        const std::uint64_t need =
+          rounds_finished(base) + (base.is_object() && base.value("engine_state", "") == "running" ? 2 : 1);
+        return rounds_finished(now) >= need && now["last_round"].value("outcome", "") == "done" &&
+               now.value("health", "") == "up";
+      };
+      while (clock::now() < deadline && !t_back) {
+        const json na = link_status_of(a, link_id), nb = link_status_of(b, link_id);
+        if (done_since(na, base_a) && done_since(nb, base_b)) {
+          t_back = tl.since();
+          tl.event(fmt::format("link {} back up: round {} done at both ends (xi_hat {:.4f} SNU, {} key bits)", link_id,
+                               nb.value("round", std::uint64_t{0}), nb["last_round"].value("xi_hat", 0.0),
+                               nb["last_round"].value("key_bits", std::uint64_t{0})));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      }
+      if (!t_back) tl.event(fmt::format("link {} not back up within {} s of the restore", link_id, o.wait_s));
+    }
   }
   load.stop();
-  const json counts = tally(load.outcomes(), t_cut);
-  json summary{{"drill", "cut-link"},
+  const json counts = tally(load.outcomes(), t_fault);
+  const auto rel = [&](const std::optional<double>& t) { return t ? json(*t - t_fault) : json(nullptr); };
+  json summary{{"drill", d.name},
                {"a", o.a},
                {"b", o.b},
                {"link", link_id},
+               {"parameters", d.params},
+               {"fault", fault_text},
                {"route_before", before.path ? json(*before.path) : json(nullptr)},
                {"route_after", after.path ? json(*after.path) : json(nullptr)},
-               {"detect_s", t_detect ? json(*t_detect - t_cut) : json(nullptr)},
-               {"reroute_s", t_reroute ? json(*t_reroute - t_cut) : json(nullptr)},
-               {"resume_s", t_resume ? json(*t_resume - t_cut) : json(nullptr)},
+               {"detect_s", rel(t_detect)},
+               {"detected", t_detect ? json(detect_reason) : json(nullptr)},
+               {"reroute_s", rel(t_reroute)},
+               {"interrupted_s", rel(t_interrupt)},
+               {"resume_s", rel(t_resume)},
+               {"restored_s", rel(t_restored)},
+               {"back_up_s", rel(t_back)},
                {"timeline", tl.events()}};
   summary.update(counts);
   if (o.json_out) {
     print_json(summary);
   } else {
     print_tally(counts);
-    if (t_reroute) std::cout << fmt::format("reroute {:.3f} s after the cut\n", *t_reroute - t_cut);
+    if (t_detect) std::cout << fmt::format("detected {:.3f} s after the fault\n", *t_detect - t_fault);
+    if (t_reroute) std::cout << fmt::format("reroute {:.3f} s after the fault\n", *t_reroute - t_fault);
   }
-  if (!t_reroute) throw cli_exit{runtime_failure, "no reroute: see the timeline above"};
+  if (d.cut() && !t_reroute) throw cli_exit{runtime_failure, "no reroute: see the timeline above"};
+  if (!d.cut() && !t_detect) throw cli_exit{runtime_failure, "the fault was not detected: see the timeline above"};
+  if (!d.cut() && o.restore && !t_back)
+    throw cli_exit{runtime_failure, "the link did not come back after the restore: see the timeline above"};
 }
 
 // Every site of the network directory (a subdirectory with a node.toml).
@@ -411,17 +586,123 @@ void run_kill_node(const drill_options& o) {
 void add_drill(CLI::App* ctl) {
   auto* drill = ctl->add_subcommand("drill", "failure drills on a network of `cvqkd network generate|up`");
   drill->require_subcommand(1);
+  // The options every link drill shares.
+  const auto link_drill_command = [drill](const std::string& name, const std::string& what,
+                                          std::shared_ptr<drill_options> o) {
+    auto* cmd = drill->add_subcommand(name, what);
+    cmd->add_option("A", o->a, "the node whose SAE requests keys (one end of the link)")->required();
+    cmd->add_option("B", o->b, "the other end of the link (its SAE is the slave)")->required();
+    cmd->add_option("--network", o->network, "the network directory (cvqkd network generate|up --dir)")->required();
+    cmd->add_option("--hold", o->hold_s, "seconds of traffic with the fault on, after it was detected")
+      ->capture_default_str();
+    cmd->add_option("--interval-ms", o->interval_ms, "one key request every this many milliseconds")
+      ->capture_default_str();
+    cmd->add_option("--wait", o->wait_s, "give up waiting for detection (and, after the restore, for the link) "
+                                         "after this many seconds")
+      ->capture_default_str();
+    cmd->add_flag("!--no-restore", o->restore, "leave the fault in place");
+    cmd->add_flag("--json", o->json_out, "print the timeline and counts as JSON");
+    return cmd;
+  };
+  const auto check_common = [](const drill_options& o) {
+    if (o.interval_ms == 0 || o.hold_s < 0 || o.wait_s <= 0)
+      usage("--interval-ms/--hold/--wait", "expected positive values");
+  };
+  // Bad parameters are refused here, before anything is injected (the nodes check them again).
+  const auto check_faults = [](const std::string& flag, const actors::link_faults& f) {
+    if (auto ok = actors::validate_faults(f); !ok) usage(flag, ok.error().message);
+  };
+
   auto o = std::make_shared<drill_options>();
-  auto* cut = drill->add_subcommand("cut-link", "cut the link A-B at both ends under key traffic; show the reroute");
-  cut->add_option("A", o->a, "the node whose SAE requests keys (one end of the link)")->required();
-  cut->add_option("B", o->b, "the other end of the link (its SAE is the slave)")->required();
-  cut->add_option("--network", o->network, "the network directory (cvqkd network generate|up --dir)")->required();
-  cut->add_option("--hold", o->hold_s, "seconds of traffic after the reroute, before the link is restored")
-    ->capture_default_str();
-  cut->add_option("--interval-ms", o->interval_ms, "one key request every this many milliseconds")->capture_default_str();
-  cut->add_option("--wait", o->wait_s, "give up waiting for the reroute after this many seconds")->capture_default_str();
-  cut->add_flag("!--no-restore", o->restore, "leave the link cut");
-  cut->add_flag("--json", o->json_out, "print the timeline and counts as JSON");
+  auto* cut = link_drill_command("cut-link", "cut the link A-B at both ends under key traffic; show the reroute", o);
+  cut->callback([o, check_common] {
+    check_common(*o);
+    run_link_drill(*o, link_drill{"cut-link", json::object(), ""});
+  });
+
+  struct fault_drill {
+    const char* name;
+    const char* help;
+    const char* symptom;
+  };
+  const fault_drill drills[] = {
+    {"excess-noise", "add excess noise on the fibre of link A-B (a dirty connector, interference, an eavesdropper)",
+     "noise"},
+    {"lo-drift", "let the LO phase drift between re-locks at link A-B's receiver (xi creeps up)", "noise"},
+    {"detector-saturation", "let too much light reach link A-B's receiver (a failed attenuator: ADC clipping)",
+     "abort:saturation"},
+    {"sample-loss", "make link A-B's digitizer drop symbols (firmware fault: blocks vetoed)", "abort:sample loss"},
+    {"crosstalk", "run a classical channel on link A-B's fibre (WDM crosstalk: Raman and leakage noise)", "noise"},
+    {"calibration-drift", "let the LO power at link A-B's receiver drift after its shot-noise calibration", "noise"},
+    {"auth-failure", "corrupt the alice end's authentication key of link A-B (classical-channel tags fail)",
+     "abort:authenticat"},
+  };
+  for (const auto& fd : drills) {
+    auto fo = std::make_shared<drill_options>();
+    fo->wait_s = 180;
+    auto values = std::make_shared<std::map<std::string, double>>();
+    auto* cmd = link_drill_command(fd.name, fd.help, fo);
+    const std::string name = fd.name;
+    const auto param = [&](const char* flag, const char* key, double def, const std::string& help) {
+      (*values)[key] = def;
+      cmd->add_option(flag, (*values)[key], help)->capture_default_str();
+    };
+    if (name == "excess-noise") param("--xi", "xi", node::drill_defaults::xi, "added excess noise, SNU at the channel input, (0, 10]");
+    if (name == "lo-drift")
+      param("--rad2-per-symbol", "rad2_per_symbol", node::drill_defaults::lo_drift,
+            "LO phase drift: Wiener step variance, rad^2 per symbol, (0, 1e-2] (xi rises by about V_A x relock_symbols x this)");
+    if (name == "detector-saturation")
+      param("--power-factor", "power_factor", node::drill_defaults::power_factor,
+            "optical power at the receiver, x nominal, (1, 1e4] (10: a failed 10 dB attenuator)");
+    if (name == "sample-loss")
+      param("--probability", "probability", node::drill_defaults::sample_loss,
+            "probability that the digitizer drops a symbol, (0, 1] (blocks losing more than 1% are vetoed)");
+    if (name == "crosstalk") {
+      param("--launch-dbm", "launch_dbm", node::drill_defaults::launch_dbm,
+            "launch power of the co-propagating classical channel, dBm, [-60, 30]");
+      param("--isolation-db", "isolation_db", node::drill_defaults::isolation_db,
+            "isolation of the quantum receiver's DWDM filter from the classical channel, dB, [0, 300]");
+    }
+    if (name == "calibration-drift")
+      param("--drift", "drift", node::drill_defaults::shot_noise_drift,
+            "relative LO power change since the shot-noise calibration, [-0.5, 0.5], not 0");
+    cmd->callback([fo, values, name, symptom = std::string(fd.symptom), check_common, check_faults] {
+      check_common(*fo);
+      json params = json::object();
+      for (const auto& [k, v] : *values) params[k] = v;
+      actors::link_faults f;
+      f.what = name;
+      const auto v = [&](const char* k) { return values->at(k); };
+      if (name == "excess-noise") {
+        f.excess_noise = v("xi");
+        if (!(f.excess_noise > 0)) usage("--xi", "give an added excess noise in (0, 10] SNU");
+        check_faults("--xi", f);
+      } else if (name == "lo-drift") {
+        f.lo_drift = v("rad2_per_symbol");
+        if (!(f.lo_drift > 0)) usage("--rad2-per-symbol", "give a drift in (0, 1e-2] rad^2 per symbol");
+        check_faults("--rad2-per-symbol", f);
+      } else if (name == "detector-saturation") {
+        f.power_factor = v("power_factor");
+        if (!(f.power_factor > 1)) usage("--power-factor", "give a factor in (1, 1e4]");
+        check_faults("--power-factor", f);
+      } else if (name == "sample-loss") {
+        f.sample_loss = v("probability");
+        if (!(f.sample_loss > 0)) usage("--probability", "give a probability in (0, 1]");
+        check_faults("--probability", f);
+      } else if (name == "crosstalk") {
+        if (!std::isfinite(v("launch_dbm")) || v("launch_dbm") < -60 || v("launch_dbm") > 30)
+          usage("--launch-dbm", "give a classical launch power in [-60, 30] dBm");
+        if (!std::isfinite(v("isolation_db")) || v("isolation_db") < 0 || v("isolation_db") > 300)
+          usage("--isolation-db", "give an isolation in [0, 300] dB");
+      } else if (name == "calibration-drift") {
+        f.shot_noise_drift = v("drift");
+        if (f.shot_noise_drift == 0) usage("--drift", "give a relative drift in [-0.5, 0.5], not 0");
+        check_faults("--drift", f);
+      }
+      run_link_drill(*fo, link_drill{name, params, symptom});
+    });
+  }
+
   auto k = std::make_shared<drill_options>();
   k->wait_s = 120;
   auto* kill = drill->add_subcommand("kill-node", "SIGKILL node N under key traffic; show the reroute and its return");
@@ -432,15 +713,9 @@ void add_drill(CLI::App* ctl) {
   kill->add_option("--wait", k->wait_s, "give up waiting for the node and its links after this many seconds")
     ->capture_default_str();
   kill->add_flag("--json", k->json_out, "print the timeline and counts as JSON");
-  kill->callback([k] {
-    if (k->interval_ms == 0 || k->hold_s < 0 || k->wait_s <= 0)
-      usage("--interval-ms/--hold/--wait", "expected positive values");
+  kill->callback([k, check_common] {
+    check_common(*k);
     run_kill_node(*k);
-  });
-  cut->callback([o] {
-    if (o->interval_ms == 0 || o->hold_s < 0 || o->wait_s <= 0)
-      usage("--interval-ms/--hold/--wait", "expected positive values");
-    run_cut_link(*o);
   });
 }
 

@@ -374,16 +374,17 @@ expected<std::unique_ptr<running_node>> running_node::start(const config::node_c
                  [&](caf::error& e) { r = std::unexpected(from_caf_error(sys, e)); });
       return r;
     };
-    drill_function drill = [&sys, supervisor = p.supervisor](const std::string& action,
-                                                             const std::string& link) -> expected<std::string> {
+    drill_function drill = [&sys, supervisor = p.supervisor](const std::string& action, const std::string& link,
+                                                             const actors::link_faults& faults) -> expected<std::string> {
       expected<std::string> r = fail(errc::io_error, "no answer");
       caf::scoped_actor self{sys};
-      self->request(supervisor, std::chrono::seconds(10), actors::drill_atom_v, action, link)
+      self->request(supervisor, std::chrono::seconds(10), actors::drill_atom_v, action, link, faults)
         .receive([&](std::string& done) { r = std::move(done); },
                  [&](caf::error& e) {
                    auto err = from_caf_error(sys, e);
                    if (e.category() == actors::error_category() &&
-                       e.code() == static_cast<std::uint8_t>(actors::actor_errc::unknown_link))
+                       (e.code() == static_cast<std::uint8_t>(actors::actor_errc::unknown_link) ||
+                        e.code() == static_cast<std::uint8_t>(actors::actor_errc::invalid_argument)))
                      err.code = errc::invalid_argument;
                    r = std::unexpected(std::move(err));
                  });

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "actors/link_faults.hpp"
+#include "hw/simulator.hpp"
 #include "node/api/etsi_api.hpp"
 #include "node/api/https_server.hpp"
 #include "node/api/store_key_service.hpp"
@@ -149,7 +151,8 @@ json to_json(const actors::node_status& n) {
               {"resends", s.resends},
               {"restarts", s.restarts},
               {"rejected_messages", s.rejected_messages},
-              {"last_error", s.last_error}};
+              {"last_error", s.last_error},
+              {"drill", s.drill}};
     if (s.has_last_round)
       j["last_round"] = {{"outcome", s.last_round_outcome}, {"key_bits", s.last_key_bits},
                          {"beta", s.beta},                  {"snr", s.snr},
@@ -195,6 +198,7 @@ expected<actors::node_status> node_status_from_json(const json& j) {
       count("restarts", s.restarts);
       count("rejected_messages", s.rejected_messages);
       text("last_error", s.last_error);
+      if (l.contains("drill")) text("drill", s.drill);  // absent from nodes before the fault drills
       where = "last_round";
       const auto& r = l.at("last_round");
       s.has_last_round = !r.is_null();
@@ -235,6 +239,9 @@ void collect_link_metrics(metrics::node_metrics& m, const actors::node_status& s
     const auto aborted = advance(seen.rounds_aborted, s.rounds_aborted);
     const auto reason = metrics::classify_abort_reason(s.last_error);
     for (std::uint64_t n = aborted; n > 0; --n) lm.round_aborted(reason);
+    // A tag that did not verify is also an authentication failure (the page CvqkdAuthenticationFailure).
+    if (aborted > 0 && reason == metrics::abort_class::authentication)
+      lm.add_authentication_failure(metrics::auth_failure::tag, aborted);
     if (const auto bits = advance(seen.key_bits, s.key_bits_committed); bits > 0) lm.add_secret_key_bits(bits);
 
     if (!s.has_last_round) continue;
@@ -250,6 +257,89 @@ void collect_link_metrics(metrics::node_metrics& m, const actors::node_status& s
     else if (s.last_round_outcome == "aborted")
       lm.set_secret_key_rate(0.0);
   }
+}
+
+bool is_fault_drill(const std::string& d) {
+  return d == "excess-noise" || d == "lo-drift" || d == "detector-saturation" || d == "sample-loss" ||
+         d == "crosstalk" || d == "calibration-drift" || d == "auth-failure";
+}
+
+expected<actors::link_faults> drill_faults(const config::node_config& c, const std::string& drill,
+                                           const std::string& link_id, const nlohmann::json& params) {
+  const auto* link = c.find_link(link_id);
+  if (link == nullptr)
+    return fail(errc::invalid_argument,
+                fmt::format("node {} has no link '{}'; `cvqkd ctl links` lists them", c.id, link_id));
+  expected<void> params_ok;
+  const auto number = [&](const char* key, double fallback) {
+    if (!params.is_object() || !params.contains(key)) return fallback;
+    const auto& v = params[key];
+    if (!v.is_number()) {
+      params_ok = fail(errc::invalid_argument, fmt::format("drill {}: parameter '{}' must be a number", drill, key));
+      return fallback;
+    }
+    return v.get<double>();
+  };
+  actors::link_faults f;
+  if (drill == "excess-noise") {
+    f.excess_noise = number("xi", drill_defaults::xi);
+    f.what = fmt::format("excess-noise xi +{:g} SNU", f.excess_noise);
+    if (params_ok && !(f.excess_noise > 0))
+      return fail(errc::invalid_argument,
+                  fmt::format("excess-noise: xi = {:g} SNU: give an added excess noise in (0, 10] SNU", f.excess_noise));
+  } else if (drill == "lo-drift") {
+    f.lo_drift = number("rad2_per_symbol", drill_defaults::lo_drift);
+    f.what = fmt::format("lo-drift {:g} rad^2/symbol", f.lo_drift);
+    if (params_ok && !(f.lo_drift > 0))
+      return fail(errc::invalid_argument,
+                  fmt::format("lo-drift: {:g} rad^2/symbol: give a drift in (0, 1e-2]", f.lo_drift));
+  } else if (drill == "detector-saturation") {
+    f.power_factor = number("power_factor", drill_defaults::power_factor);
+    f.what = fmt::format("detector-saturation optical power x{:g}", f.power_factor);
+    if (params_ok && !(f.power_factor > 1))
+      return fail(errc::invalid_argument,
+                  fmt::format("detector-saturation: power factor {:g}: give a factor in (1, 1e4]", f.power_factor));
+  } else if (drill == "sample-loss") {
+    f.sample_loss = number("probability", drill_defaults::sample_loss);
+    f.what = fmt::format("sample-loss p = {:g}", f.sample_loss);
+    if (params_ok && !(f.sample_loss > 0))
+      return fail(errc::invalid_argument,
+                  fmt::format("sample-loss: probability {:g}: give a probability in (0, 1]", f.sample_loss));
+  } else if (drill == "calibration-drift") {
+    f.shot_noise_drift = number("drift", drill_defaults::shot_noise_drift);
+    f.what = fmt::format("calibration-drift LO power {:+g}%", 100 * f.shot_noise_drift);
+    if (params_ok && f.shot_noise_drift == 0)
+      return fail(errc::invalid_argument, "calibration-drift: drift 0: give a relative drift in [-0.5, 0.5], not 0");
+  } else if (drill == "crosstalk") {
+    const double dbm = number("launch_dbm", drill_defaults::launch_dbm);
+    const double iso = number("isolation_db", drill_defaults::isolation_db);
+    if (params_ok) {
+      if (!std::isfinite(dbm) || dbm < -60 || dbm > 30)
+        return fail(errc::invalid_argument,
+                    fmt::format("crosstalk: launch power {:g} dBm: give a classical launch power in [-60, 30] dBm", dbm));
+      hw::classical_channel ch;
+      ch.launch_power_mw = std::pow(10.0, dbm / 10.0);
+      ch.isolation_db = iso;
+      ch.length_km = link->length_km;
+      ch.transmittance = link->transmittance();
+      ch.symbol_rate_baud = link->profile.symbol_rate_baud;
+      auto xi = hw::crosstalk_excess_noise(ch);
+      if (!xi) return fail(errc::invalid_argument, "crosstalk: " + xi.error().message);
+      f.crosstalk_xi = *xi;
+      f.what = fmt::format("crosstalk classical {:g} dBm, isolation {:g} dB: xi +{:.3g} SNU", dbm, iso, *xi);
+    }
+  } else if (drill == "auth-failure") {
+    f.corrupt_auth = true;
+    f.what = "auth-failure (authentication key corrupted at the alice end)";
+  } else {
+    return fail(errc::invalid_argument,
+                fmt::format("unknown drill '{}': use cut-link, restore-link, excess-noise, lo-drift, "
+                            "detector-saturation, sample-loss, crosstalk, calibration-drift or auth-failure",
+                            drill));
+  }
+  if (!params_ok) return std::unexpected(params_ok.error());
+  if (auto ok = actors::validate_faults(f); !ok) return fail(errc::invalid_argument, drill + ": " + ok.error().message);
+  return f;
 }
 
 node_services::node_services(std::unique_ptr<state> s) : state_(std::move(s)) {}
@@ -330,18 +420,29 @@ expected<std::unique_ptr<node_services>> node_services::start(const config::node
       return out;
     }));
   if (ok && drill)
-    ok = add("POST", "/admin/drill", "", admin_route(s, "admin_drill", [drill](const api::http_request& r) {
+    ok = add("POST", "/admin/drill", "", admin_route(s, "admin_drill", [drill, s](const api::http_request& r) {
       if (r.peer.organizational_unit != api::role_operator)
         return api::json_error(401, "drills need an operator certificate");
       const json body = json::parse(r.body, nullptr, false);
       if (body.is_discarded() || !body.is_object() || !body.contains("action") || !body["action"].is_string() ||
           !body.contains("link") || !body["link"].is_string())
-        return api::json_error(400, "expected a JSON object {\"action\": \"cut-link\"|\"restore-link\", \"link\": LINK_ID}");
+        return api::json_error(400, "expected a JSON object {\"action\": \"cut-link\"|\"restore-link\"|FAULT, "
+                                    "\"link\": LINK_ID, ...parameters}");
       const std::string action = body["action"], link = body["link"];
-      auto done = drill(action, link);
+      actors::link_faults faults;
+      std::string verb = action;
+      if (is_fault_drill(action)) {
+        auto f = drill_faults(s->config, action, link, body);
+        if (!f) return api::json_error(400, f.error().message);
+        faults = std::move(*f);
+        verb = "inject-fault";
+      }
+      auto done = drill(verb, link, faults);
       if (!done)
         return api::json_error(done.error().code == errc::invalid_argument ? 400 : 503, done.error().message);
-      return json_response({{"action", action}, {"link", link}, {"result", *done}});
+      json out{{"action", action}, {"link", link}, {"result", *done}};
+      if (!faults.what.empty()) out["fault"] = faults.what;
+      return json_response(out);
     }));
   if (!ok) return std::unexpected(ok.error());
 

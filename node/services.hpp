@@ -7,7 +7,9 @@
 //   GET /admin/routes                     cvqkd-operator, cvqkd-node: the relay's routing view
 //   GET /admin/keys                       cvqkd-operator, cvqkd-node: end-to-end key counts per SAE pair
 //   GET /metrics                          cvqkd-operator, cvqkd-node: Prometheus text exposition 0.0.4
-//   POST /admin/drill                     cvqkd-operator: {"action": "cut-link"|"restore-link", "link": ID}
+//   POST /admin/drill                     cvqkd-operator: {"action": A, "link": ID, ...parameters}, A one
+//                                         of cut-link, restore-link (ends any drill) or a fault
+//                                         drill of drill_faults (parameters there)
 //
 // A client with another role gets 401 without a body. Every request is counted in
 // cvqkd_api_requests_total / cvqkd_api_request_duration_seconds with route status | enc_keys |
@@ -52,9 +54,35 @@ namespace cvqkd::node {
 using status_function = std::function<expected<actors::node_status>()>;
 /// The relay's routing view as JSON (its shape is the relay's); empty function: none.
 using routes_function = std::function<expected<nlohmann::json>()>;
-/// An operator drill on one of this node's links: `action` "cut-link" or "restore-link"; returns
-/// what was done. Errors: invalid_argument (unknown action or link) -> 400, others -> 503.
-using drill_function = std::function<expected<std::string>(const std::string& action, const std::string& link_id)>;
+/// An operator drill on one of this node's links: `action` "cut-link", "restore-link" or
+/// "inject-fault" (with `faults`, ignored otherwise); returns what was done. Errors:
+/// invalid_argument (unknown action or link, faults out of range) -> 400, others -> 503.
+using drill_function = std::function<expected<std::string>(const std::string& action, const std::string& link_id,
+                                                           const actors::link_faults& faults)>;
+
+/// Default parameters of the fault drills (`cvqkd ctl drill ... --help` shows the same).
+struct drill_defaults {
+  static constexpr double xi = 0.2;                 // excess-noise: added xi, SNU
+  static constexpr double lo_drift = 5e-6;          // lo-drift: rad^2 per symbol (xi_eff rises ~ relock_symbols x this)
+  static constexpr double power_factor = 10.0;      // detector-saturation: 10 dB more light (a failed attenuator)
+  static constexpr double sample_loss = 0.05;       // sample-loss: 5% of the symbols dropped
+  static constexpr double launch_dbm = 0.0;         // crosstalk: classical launch power, dBm
+  static constexpr double isolation_db = 90.0;      // crosstalk: DWDM isolation at the quantum receiver, dB
+  static constexpr double shot_noise_drift = 0.05;  // calibration-drift: LO power +5% since calibration
+};
+
+/// The fault drills and their JSON parameters (all optional, defaults in drill_defaults):
+///   excess-noise {xi}, lo-drift {rad2_per_symbol}, detector-saturation {power_factor},
+///   sample-loss {probability}, crosstalk {launch_dbm, isolation_db} (turned into an excess noise
+///   with hw::crosstalk_excess_noise over this link's fibre), calibration-drift {drift},
+///   auth-failure {}.
+/// Returns the link_faults for link `link_id` of `config`, validated (actors::validate_faults).
+/// Errors: invalid_argument for an unknown drill or link, a parameter that is not a number or out
+/// of range (nothing changes then).
+expected<actors::link_faults> drill_faults(const config::node_config& config, const std::string& drill,
+                                           const std::string& link_id, const nlohmann::json& params);
+/// True for the names drill_faults knows.
+bool is_fault_drill(const std::string& drill);
 
 struct services_tuning {
   std::size_t io_threads = 1;

@@ -71,6 +71,7 @@ std::vector<std::uint8_t> u8(const std::vector<std::byte>& b) {
 // A link actor that records what reaches it; fails at spawn when told to.
 struct mock_counts {
   std::size_t bytes_received = 0, peer_ups = 0, stops = 0;
+  std::vector<link_faults> faults;  // drill faults received, in order
 };
 struct mock_link_state {
   static inline const char* name = "mock.link";
@@ -90,6 +91,7 @@ link_actor::behavior_type mock_link(mock_link_pointer self, std::string link_id,
     [](dial_atom) {},
     [self](peer_up_atom, caf::actor&) { ++self->state.counts->peer_ups; },
     [](peer_down_atom, std::string&) {},
+    [self](drill_atom, link_faults& f) { self->state.counts->faults.push_back(f); },
     [link_id](status_atom) -> link_status {
       link_status s;
       s.link_id = link_id;
@@ -114,7 +116,7 @@ supervisor_actor::behavior_type mock_supervisor(supervisor_actor::pointer, int) 
     [](status_atom) -> node_status { return node_status{"alice-node", {}}; },
     [](report_atom) -> actor_status { return {}; },
     [](stop_atom) -> bool { return true; },
-    [](drill_atom, const std::string&, const std::string&) -> std::string { return "mock"; },
+    [](drill_atom, const std::string&, const std::string&, const link_faults&) -> std::string { return "mock"; },
   };
 }
 
@@ -294,6 +296,106 @@ TEST(actors_supervisor, restarts_a_failing_link_with_backoff_and_reports_health)
   s = status();
   EXPECT_EQ(s.links[0].health, "down");
   EXPECT_EQ(s.links[0].reason, "stopped");
+  f.self->send_exit(sup, caf::exit_reason::user_shutdown);
+  f.self->send_exit(endpoint, caf::exit_reason::user_shutdown);
+  f.consume_messages();
+}
+
+// Fault drills: the supervisor validates the faults before anything changes, hands them to the
+// link actor, hands them again to the actor of every restart, shows them in the link's status,
+// and clears them on restore-link.
+TEST(actors_supervisor, fault_drills_reach_the_link_actor_survive_restarts_and_clear_on_restore) {
+  fixture f;
+  auto spawns = std::make_shared<int>(0);
+  auto counts = std::make_shared<mock_counts>();
+  supervisor_config c;
+  c.node_id = "bob-node";
+  c.links = {{"L1", "alice-node", "bob", "highrate_metro", 1000000}};
+  c.jitter_seed = 5;
+  // The second actor fails at start (a restart follows), the others run.
+  c.spawn = [spawns, counts](caf::actor_system& sys, const std::string& id, supervisor_actor s) -> link_actor {
+    ++*spawns;
+    return sys.spawn(mock_link, id, *spawns == 2, counts, s);
+  };
+  auto sup = spawn_supervisor(f.sys, c);
+  auto endpoint = spawn_endpoint(f.sys, endpoint_config{mock_identity("bob-node"), c.links}, sup);
+  f.self->send(sup, start_atom_v, endpoint);
+  f.consume_messages();
+  ASSERT_EQ(*spawns, 1);
+
+  auto drill = [&](const std::string& action, const std::string& link, const link_faults& lf) {
+    auto rh = f.self->request(sup, caf::infinite, drill_atom_v, action, link, lf);
+    f.consume_messages();
+    std::string out;
+    rh.receive([&](std::string& r) { out = r; }, [&](caf::error& e) { out = "error: " + describe(e); });
+    return out;
+  };
+  auto status = [&] {
+    auto rh = f.self->request(sup, caf::infinite, status_atom_v);
+    f.consume_messages();
+    node_status s;
+    rh.receive([&](node_status& x) { s = x; }, [](caf::error& e) { ADD_FAILURE() << to_string(e); });
+    return s;
+  };
+
+  // Bad input: out of range, nothing set, unknown link, unknown action. Nothing reaches the link.
+  link_faults bad;
+  bad.what = "excess-noise xi +-1 SNU";
+  bad.excess_noise = -1;
+  EXPECT_NE(drill("inject-fault", "L1", bad).find("give a xi in (0, 10] SNU"), std::string::npos);
+  bad.excess_noise = 1e9;
+  EXPECT_NE(drill("inject-fault", "L1", bad).find("out of range"), std::string::npos);
+  EXPECT_NE(drill("inject-fault", "L1", link_faults{"nothing"}).find("sets no fault"), std::string::npos);
+  link_faults noise;
+  noise.what = "excess-noise xi +0.2 SNU";
+  noise.excess_noise = 0.2;
+  EXPECT_NE(drill("inject-fault", "L9", noise).find("has no link 'L9'"), std::string::npos);
+  EXPECT_NE(drill("melt-fibre", "L1", noise).find("unknown drill"), std::string::npos);
+  EXPECT_TRUE(counts->faults.empty());
+  EXPECT_EQ(status().links[0].drill, "");
+
+  // A valid fault: the link actor gets it at once; status names it.
+  EXPECT_EQ(drill("inject-fault", "L1", noise), "injected");
+  ASSERT_EQ(counts->faults.size(), 1u);
+  EXPECT_DOUBLE_EQ(counts->faults[0].excess_noise, 0.2);
+  EXPECT_EQ(status().links[0].drill, "excess-noise xi +0.2 SNU");
+
+  // A second drill replaces the first.
+  link_faults clip;
+  clip.what = "detector-saturation optical power x10";
+  clip.power_factor = 10;
+  EXPECT_EQ(drill("inject-fault", "L1", clip), "injected");  // replaces the noise drill
+  ASSERT_EQ(counts->faults.size(), 2u);
+  EXPECT_DOUBLE_EQ(counts->faults[1].power_factor, 10.0);
+  EXPECT_DOUBLE_EQ(counts->faults[1].excess_noise, 0.0);
+
+  // Cut (a fault drill cannot be injected into a cut link), restore: the new actor gets the fault.
+  EXPECT_EQ(drill("cut-link", "L1", {}), "cut");
+  EXPECT_NE(drill("inject-fault", "L1", noise).find("restore it"), std::string::npos);
+  EXPECT_EQ(drill("restore-link", "L1", {}), "restored");  // clears the fault and the cut
+  f.consume_messages();
+  EXPECT_EQ(status().links[0].drill, "");
+  // The fault was cleared before the respawn (spawn 2, which fails at start): nothing was sent.
+  EXPECT_EQ(*spawns, 2);
+  EXPECT_EQ(counts->faults.size(), 2u);
+
+  // Injected while the link actor is down: the restarted actor gets it from the supervisor.
+  EXPECT_EQ(drill("inject-fault", "L1", noise), "injected");
+  EXPECT_EQ(counts->faults.size(), 2u);
+  f.trigger_timeout();  // spawn 2's restart timer
+  f.consume_messages();
+  EXPECT_EQ(*spawns, 3);
+  ASSERT_GE(counts->faults.size(), 3u);
+  EXPECT_DOUBLE_EQ(counts->faults.back().excess_noise, 0.2);
+  EXPECT_EQ(status().links[0].drill, "excess-noise xi +0.2 SNU");
+
+  // restore-link clears it at the running actor (all-zero faults) and in the status.
+  EXPECT_EQ(drill("restore-link", "L1", {}), "fault cleared");
+  EXPECT_EQ(counts->faults.back().what, "");
+  EXPECT_DOUBLE_EQ(counts->faults.back().excess_noise, 0.0);
+  EXPECT_EQ(status().links[0].drill, "");
+  EXPECT_EQ(drill("restore-link", "L1", {}), "nothing to restore");
+
   f.self->send_exit(sup, caf::exit_reason::user_shutdown);
   f.self->send_exit(endpoint, caf::exit_reason::user_shutdown);
   f.consume_messages();

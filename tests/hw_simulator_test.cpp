@@ -265,3 +265,50 @@ TEST(hw_simulator, invalid_configuration_names_the_field) {
   ASSERT_FALSE(r.has_value());
   EXPECT_NE(r.error().message.find("W"), std::string::npos);
 }
+
+namespace cvqkd::hw {
+namespace {
+
+// WDM crosstalk: Raman (grows with the shared length) plus leakage (falls 10x per 10 dB of
+// isolation), xi = 2 n / T; checked against the formula evaluated by hand for 1 mW over 1 km.
+TEST(hw_simulator, crosstalk_noise_follows_raman_and_leakage) {
+  classical_channel c;
+  c.launch_power_mw = 1.0;
+  c.isolation_db = 300.0;  // leakage off: Raman only
+  c.length_km = 1.0;
+  c.transmittance = 0.76;
+  c.symbol_rate_baud = 2.5e8;
+  // 2 P rho L lambda^3 / (h c^2) = 2 * 1e-3 W * 1e-3 m^-2 * 1e3 m * (1.55e-6 m)^3 / (6.626e-34 * 8.988e16)
+  const double raman = 2 * 1e-3 * 1e-3 * 1e3 * std::pow(1.55e-6, 3) / (6.62607015e-34 * 299792458.0 * 299792458.0);
+  EXPECT_NEAR(*crosstalk_excess_noise(c), raman, 1e-12);
+  EXPECT_NEAR(raman, 1.25e-4, 1e-5);
+  c.length_km = 10.0;
+  EXPECT_NEAR(*crosstalk_excess_noise(c), 10 * raman, 1e-11);
+  // Leakage: 2 P 10^(-I/10) / (h nu B) at 90 dB, 1 mW, 250 MBaud: ~0.0624 SNU.
+  c.length_km = 0.0;
+  c.isolation_db = 90.0;
+  const double hnu = 6.62607015e-34 * 299792458.0 / 1.55e-6;
+  EXPECT_NEAR(*crosstalk_excess_noise(c), 2 * 1e-3 * 1e-9 / (hnu * 2.5e8), 1e-9);
+  c.isolation_db = 100.0;
+  EXPECT_NEAR(*crosstalk_excess_noise(c), 2 * 1e-3 * 1e-10 / (hnu * 2.5e8), 1e-10);
+  c.launch_power_mw = 0.0;
+  EXPECT_FALSE(crosstalk_excess_noise(c).has_value());
+  c.launch_power_mw = 1.0;
+  c.isolation_db = -3.0;
+  EXPECT_FALSE(crosstalk_excess_noise(c).has_value());
+
+  // In the simulator it is one more input-referred excess noise.
+  simulator_config sc;
+  sc.profile.xi = 0.01;
+  fault_state f;
+  f.crosstalk_xi = 0.05;
+  sc.faults = f;
+  auto link = make_simulated_link(sc);
+  ASSERT_TRUE(link.has_value());
+  EXPECT_NEAR((*link)->truth().xi, 0.06, 1e-12);
+  f.crosstalk_xi = -1.0;
+  EXPECT_FALSE((*link)->set_faults(f).has_value());
+}
+
+}  // namespace
+}  // namespace cvqkd::hw

@@ -5,6 +5,7 @@
 // position may be used twice.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <deque>
 #include <memory>
 
@@ -308,6 +309,58 @@ TEST(link_engine, alice_restarting_between_her_ready_and_the_round_costs_only_au
   h.alice->engine->peer_connected(h.now);
   ASSERT_TRUE(h.run_until(2)) << h.bob->engine->status().last_error << " / " << h.alice->engine->status().last_error;
   EXPECT_NE(h.alice->engine->status().current, links::engine_status::state::failed);
+  h.settle();
+  h.expect_identical_pools();
+}
+
+// Drills through the real paths: a corrupted authentication key at Alice's end makes Bob's check
+// of her first tag fail (the round aborts with the protocol's authentication error and commits
+// nothing); a digitizer losing 5% of the symbols and a receiver flooded with 10x the light are
+// vetoed; once cleared, rounds commit again and both pools stay identical.
+TEST(link_engine, drill_faults_abort_rounds_through_the_real_checks_and_clear) {
+  const auto seed = test_support::base_seed() + 6;
+  SCOPED_TRACE(test_support::seed_note(seed));
+  harness h({}, seed);
+  ASSERT_TRUE(h.run_until(1)) << h.bob->engine->status().last_error;
+  // Runs until Bob has finished one more round (bounded), returns his status.
+  const auto next_round = [&] {
+    const auto& b = h.bob->engine->status();
+    const auto before = b.rounds_completed + b.rounds_aborted;
+    for (int i = 0; i < 20000 && b.rounds_completed + b.rounds_aborted == before; ++i) h.tick();
+    return b;
+  };
+  const auto expect_abort = [&](const std::string& says) {
+    const auto committed = h.bob->engine->status().committed_round;
+    // The round in progress may have been measured before the fault: at most one more.
+    auto b = next_round();
+    if (b.last_round && b.last_round->status == links::round_report::state::done) b = next_round();
+    ASSERT_TRUE(b.last_round.has_value());
+    EXPECT_EQ(b.last_round->status, links::round_report::state::aborted);
+    EXPECT_NE(b.last_error.find(says), std::string::npos) << b.last_error;
+    EXPECT_LE(b.committed_round, committed + 1);
+    std::printf("drill abort (%s): %s\n", says.c_str(), b.last_error.c_str());
+  };
+
+  h.alice->engine->corrupt_authentication(true);
+  expect_abort("failed authentication");
+  const auto stuck = h.bob->engine->status().committed_round;
+  expect_abort("failed authentication");
+  EXPECT_EQ(h.bob->engine->status().committed_round, stuck) << "no key while authentication fails";
+  EXPECT_NE(h.alice->engine->status().current, links::engine_status::state::failed);
+  h.alice->engine->corrupt_authentication(false);
+
+  hw::fault_state loss;
+  loss.sample_loss_probability = 0.05;
+  ASSERT_TRUE(h.bob->hw->set_faults(loss).has_value());
+  expect_abort("sample loss");
+  hw::fault_state bright;
+  bright.optical_power_factor = 10.0;
+  ASSERT_TRUE(h.bob->hw->set_faults(bright).has_value());
+  expect_abort("detector saturation");
+  ASSERT_TRUE(h.bob->hw->set_faults(hw::fault_state{}).has_value());
+
+  const auto resumed = h.bob->engine->status().committed_round;
+  ASSERT_TRUE(h.run_until(resumed + 1)) << h.bob->engine->status().last_error;
   h.settle();
   h.expect_identical_pools();
 }

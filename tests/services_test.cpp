@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/node_config.hpp"
+#include "hw/simulator.hpp"
 #include "node/admin_client.hpp"
 #include "node/api/store_key_service.hpp"
 #include "node/metrics/metrics.hpp"
@@ -450,3 +451,54 @@ TEST(services_config, remote_saes_name_their_node) {
 }
 
 }  // namespace
+
+// The fault drills' parameters (POST /admin/drill): defaults, the crosstalk noise from the link's
+// fibre, and bad input refused with a message that says what to give.
+TEST(services_drills, fault_drills_parse_their_parameters_and_refuse_bad_input) {
+  auto c = config::parse_node_config(node_file +
+                                       "[[links]]\nid = \"l1\"\npeer = \"n2\"\npeer_address = \"127.0.0.1:7002\"\n"
+                                       "role = \"bob\"\nprofile = \"highrate_metro\"\nlength_km = 1\n"
+                                       "extra_loss_db = 1.2\nblock_symbols = 1e6\n",
+                                     "n1.toml", "/etc");
+  ASSERT_TRUE(c) << c.error().message;
+  using nlohmann::json;
+  auto xi = node::drill_faults(*c, "excess-noise", "l1", json{{"xi", 0.3}});
+  ASSERT_TRUE(xi) << xi.error().message;
+  EXPECT_DOUBLE_EQ(xi->excess_noise, 0.3);
+  EXPECT_NE(xi->what.find("excess-noise"), std::string::npos);
+  auto def = node::drill_faults(*c, "detector-saturation", "l1", json::object());
+  ASSERT_TRUE(def) << def.error().message;
+  EXPECT_DOUBLE_EQ(def->power_factor, node::drill_defaults::power_factor);
+  auto auth = node::drill_faults(*c, "auth-failure", "l1", json::object());
+  ASSERT_TRUE(auth);
+  EXPECT_TRUE(auth->corrupt_auth);
+  // Crosstalk: the noise of hw::crosstalk_excess_noise over this link's 1 km of fibre.
+  auto ct = node::drill_faults(*c, "crosstalk", "l1", json{{"launch_dbm", 0.0}, {"isolation_db", 90.0}});
+  ASSERT_TRUE(ct) << ct.error().message;
+  hw::classical_channel ch;
+  ch.launch_power_mw = 1.0;
+  ch.isolation_db = 90.0;
+  ch.length_km = 1.0;
+  ch.transmittance = c->links[0].transmittance();
+  ch.symbol_rate_baud = c->links[0].profile.symbol_rate_baud;
+  EXPECT_DOUBLE_EQ(ct->crosstalk_xi, *hw::crosstalk_excess_noise(ch));
+  EXPECT_GT(ct->crosstalk_xi, 0.01);
+
+  const auto refused = [&](const std::string& drill, const std::string& link, const json& p, const std::string& says) {
+    auto r = node::drill_faults(*c, drill, link, p);
+    ASSERT_FALSE(r) << drill << " " << p.dump();
+    EXPECT_EQ(r.error().code, errc::invalid_argument);
+    EXPECT_NE(r.error().message.find(says), std::string::npos) << r.error().message;
+  };
+  refused("excess-noise", "l1", json{{"xi", 0.0}}, "(0, 10] SNU");
+  refused("excess-noise", "l1", json{{"xi", -0.2}}, "(0, 10] SNU");
+  refused("excess-noise", "l1", json{{"xi", 1e6}}, "out of range");
+  refused("excess-noise", "l1", json{{"xi", "lots"}}, "must be a number");
+  refused("excess-noise", "nope", json::object(), "has no link 'nope'");
+  refused("sample-loss", "l1", json{{"probability", 2.0}}, "out of range");
+  refused("calibration-drift", "l1", json{{"drift", 0.0}}, "not 0");
+  refused("crosstalk", "l1", json{{"launch_dbm", 99.0}}, "[-60, 30] dBm");
+  refused("melt-fibre", "l1", json::object(), "unknown drill");
+  EXPECT_TRUE(node::is_fault_drill("lo-drift"));
+  EXPECT_FALSE(node::is_fault_drill("cut-link"));
+}

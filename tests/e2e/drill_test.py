@@ -1,8 +1,10 @@
-"""Issue #9's fibre-cut drill end to end on the test ring (config/topologies/test-ring.toml: A - B -
+"""Issue #9's drills end to end on the test ring (config/topologies/test-ring.toml: A - B -
 C - D - A, real `cvqkd node` processes): first every ordered pair of sites gets a key (master and
 slave copies equal); then `cvqkd ctl drill cut-link A B` cuts link a-b at both ends
 under key traffic from SAE-A to SAE-B. The relay must reroute over A > D > C > B with no failed
-request (another path exists) and the reroute time is reported, not asserted. Then, with a-b
+request (another path exists) and the reroute time is reported, not asserted. Then the fault
+drills excess-noise and auth-failure on a-b: detected with the node's reason, no failed request,
+the link back up after the restore; bad drill parameters are refused and change nothing. Then, with a-b
 still cut, cutting d-a as well leaves B unreachable from A: requests fail with a clear 503. Last,
 `cvqkd ctl drill kill-node C` SIGKILLs C under traffic; the test restarts it like a service manager
 and key delivery must resume.
@@ -24,9 +26,9 @@ import cvqkd_net as cn  # noqa: E402
 from cvqkd_net import check, failures  # noqa: E402
 
 
-def drill(cvqkd, net, *args):
-    r = subprocess.run([cvqkd, "ctl", "drill", "cut-link", *args, "--network", net.dir, "--json"],
-                       capture_output=True, text=True, timeout=300)
+def drill(cvqkd, net, *args, kind="cut-link", timeout=300):
+    r = subprocess.run([cvqkd, "ctl", "drill", kind, *args, "--network", net.dir, "--json"],
+                       capture_output=True, text=True, timeout=timeout)
     print(r.stdout[-3000:], r.stderr[-2000:], flush=True)
     try:
         return r.returncode, json.loads(r.stdout)
@@ -70,6 +72,40 @@ def main():
             check(s["requests_after_fault"] > 0, "no request was made after the cut")
             print(json.dumps({"drill_cut_link_reroute_s": s["reroute_s"], "resume_s": s["resume_s"],
                               "requests_after_fault": s["requests_after_fault"], "failed": s["failed"]}), flush=True)
+
+        # Fault drills on a-b (issue #9): the fault reaches both ends, a round at either end shows
+        # its symptom with the node's own reason, the relay keeps serving A -> B from the link's
+        # pool (or reroutes), no request fails, and after the restore the link makes key again.
+        for kind, args, says in (("excess-noise", ["--xi", "0.3"], ("xi_hat", "aborted")),
+                                 ("auth-failure", [], ("failed authentication",))):
+            t0 = time.monotonic()
+            rc, s = drill(cvqkd, net, "A", "B", *args, "--hold", "2", "--interval-ms", "500", "--wait", "300",
+                          kind=kind, timeout=800)
+            if check(rc == 0 and s is not None, f"drill {kind} A B exited {rc}"):
+                events = [e["event"] for e in s["timeline"]]
+                check(any(e.startswith("detected: ") for e in events), f"{kind}: no detected event: {events}")
+                check(s["detected"] is not None and any(w in s["detected"] for w in says),
+                      f"{kind}: detected without the expected reason {says}: {s['detected']}")
+                check(any(e.startswith("no reroute needed") or e.startswith("rerouted") for e in events),
+                      f"{kind}: the timeline says nothing about the route: {events}")
+                check(s["failed"] == 0, f"{kind}: {s['failed']} requests failed although the pool and A > D > C > B "
+                                        f"existed: {s['failure_messages']}")
+                check(s["back_up_s"] is not None, f"{kind}: link a-b did not make key again after the restore")
+                print(json.dumps({f"drill_{kind}": {x: s[x] for x in ("fault", "detect_s", "detected", "reroute_s",
+                                                                     "back_up_s", "requests_after_fault", "failed")},
+                                  "wall_s": round(time.monotonic() - t0, 1)}), flush=True)
+
+        # Bad input changes nothing: refused before anything is injected.
+        for kind, args in (("excess-noise", ["--xi", "0"]), ("excess-noise", ["--xi", "-1"]),
+                           ("sample-loss", ["--probability", "3"]), ("excess-noise", [])):
+            who = ["A", "C"] if not args else ["A", "B"]  # A and C share no link
+            r = subprocess.run([cvqkd, "ctl", "drill", kind, *who, *args, "--network", net.dir],
+                               capture_output=True, text=True, timeout=60)
+            check(r.returncode == 2 and r.stderr.strip(), f"{kind} {who} {args}: exit {r.returncode}, {r.stderr!r}")
+        for n in "AB":
+            st = net.status(n)
+            if check(st is not None, f"no status from {n}"):
+                check(all(not l.get("drill") for l in st["links"]), f"a refused drill left a fault at {n}: {st['links']}")
 
         # Both of A's links cut: nothing reaches B; the drill reports no reroute and the requests
         # fail with a 503 that says why.
