@@ -1,5 +1,6 @@
 #include "node/runtime.hpp"
 
+#include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -170,6 +171,9 @@ struct running_node::impl {
   // system (its actors use both), the system outlives the handles and the services.
   config::node_config c;
   node_tuning tuning;
+  // Set first thing on stop: a link decoding a frame ends it at the next BP iteration and aborts the
+  // round (round_parameters::cancel), so a stop never waits for a whole frame of a loaded CPU.
+  std::atomic<bool> stopping{false};
   std::unique_ptr<storage::key_store> store;
   fs::path pid_file;
   std::unique_ptr<caf::actor_system_config> cfg;
@@ -212,6 +216,7 @@ void running_node::begin_stop() {
   auto& p = *impl_;
   if (p.stop_begun) return;
   p.stop_begun = true;
+  p.stopping = true;
   if (p.services) p.services->stop();
   if (p.supervisor) {
     caf::scoped_actor self{*p.sys};
@@ -287,8 +292,9 @@ expected<std::unique_ptr<running_node>> running_node::start(const config::node_c
   actors::supervisor_config sc;
   sc.node_id = c.id;
   sc.links = summaries;
-  sc.spawn = [&c, st = p.store.get(), id = *identity](caf::actor_system& s, const std::string& link_id,
-                                                      actors::supervisor_actor supervisor) -> actors::link_actor {
+  sc.spawn = [&c, st = p.store.get(), id = *identity, stopping = &p.stopping](
+                 caf::actor_system& s, const std::string& link_id,
+                 actors::supervisor_actor supervisor) -> actors::link_actor {
     const auto* l = c.find_link(link_id);
     actors::link_actor_config lc;
     lc.summary = summary_of(*l);
@@ -296,7 +302,7 @@ expected<std::unique_ptr<running_node>> running_node::start(const config::node_c
     lc.peer_port = l->peer_address.port;
     lc.identity = id;
     lc.supervisor = std::move(supervisor);
-    lc.make_parts = [&c, l, st]() -> expected<actors::link_parts> {
+    lc.make_parts = [&c, l, st, stopping]() -> expected<actors::link_parts> {
       actors::link_parts parts;
       // The secret is needed on the first open only (later opens ignore it), so a missing file is
       // an error only if the key store does not know the link yet.
@@ -313,6 +319,7 @@ expected<std::unique_ptr<running_node>> running_node::start(const config::node_c
       parts.hardware = std::move(*hw);
       parts.rng = std::make_unique<system_random>();
       parts.engine = engine_of(c, *l);
+      parts.engine.round.cancel = stopping;
       return parts;
     };
     lc.dial = [&s](const std::string& host, std::uint16_t port) {
