@@ -348,6 +348,9 @@ TEST(link_engine, drill_faults_abort_rounds_through_the_real_checks_and_clear) {
   EXPECT_EQ(h.bob->engine->status().committed_round, stuck) << "no key while authentication fails";
   EXPECT_NE(h.alice->engine->status().current, links::engine_status::state::failed);
   h.alice->engine->corrupt_authentication(false);
+  // The round in progress still carries the corrupted key; the next one must commit again.
+  const auto healed = h.bob->engine->status().committed_round;
+  ASSERT_TRUE(h.run_until(healed + 1)) << h.bob->engine->status().last_error;
 
   hw::fault_state loss;
   loss.sample_loss_probability = 0.05;

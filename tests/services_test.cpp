@@ -458,7 +458,7 @@ TEST(services_drills, fault_drills_parse_their_parameters_and_refuse_bad_input) 
   auto c = config::parse_node_config(node_file +
                                        "[[links]]\nid = \"l1\"\npeer = \"n2\"\npeer_address = \"127.0.0.1:7002\"\n"
                                        "role = \"bob\"\nprofile = \"highrate_metro\"\nlength_km = 1\n"
-                                       "extra_loss_db = 1.2\nblock_symbols = 1e6\n",
+                                       "extra_loss_db = 1.2\nblock_symbols = 1e6\nseed = 7\n",
                                      "n1.toml", "/etc");
   ASSERT_TRUE(c) << c.error().message;
   using nlohmann::json;
