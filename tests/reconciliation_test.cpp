@@ -405,6 +405,28 @@ TEST(CheckKernels, MatchScalarReferenceOnEveryInstructionSet) {
   std::cout << '\n';
 }
 
+// A frame of the first family's member (Z = 100) observed at SNR 1/16, far below its threshold (capacity
+// 0.04 < rate): no decoder can recover it.
+namespace {
+struct noisy_frame {
+  ldpc::qc_matrix code;
+  std::vector<std::uint8_t> bits, syndrome;
+  std::vector<float> llr;
+};
+noisy_frame undecodable_frame(std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const auto& fam = ldpc::code_families().front();
+  noisy_frame f{*ldpc::lift(fam.proto, 100, fam.seed, 100 * 30), {}, {}, {}};
+  const auto hq = f.code.expand();
+  f.bits.resize(hq.cols());
+  f.syndrome.resize(hq.rows());
+  for (auto& b : f.bits) b = rng() & 1u;
+  hq.syndrome(f.bits, f.syndrome);
+  f.llr = observe(f.bits, 4.0, rng);
+  return f;
+}
+}  // namespace
+
 TEST(Decoder, InconsistentSyndromeIsReportedAsFailed) {
   // row 2 = row 0 + row 1, so s2 must equal s0 + s1; a syndrome that breaks this has no solution
   auto h = *ldpc::sparse_matrix::from_entries(3, 5, {{0, 0}, {0, 1}, {1, 2}, {1, 3}, {2, 0}, {2, 1}, {2, 2}, {2, 3}, {0, 4}, {1, 4}});
@@ -422,36 +444,26 @@ TEST(Decoder, InconsistentSyndromeIsReportedAsFailed) {
     EXPECT_EQ(r.iterations, 20u);
   }
   // and a far too noisy frame of a real code fails rather than being accepted
-  std::mt19937_64 rng(base_seed());
-  const auto& fam = ldpc::code_families().front();
-  auto qc = ldpc::lift(fam.proto, 100, fam.seed, 100 * 30);
-  const auto hq = qc->expand();
-  std::vector<std::uint8_t> bits(hq.cols()), syn(hq.rows()), out(hq.cols());
-  for (auto& b : bits) b = rng() & 1u;
-  hq.syndrome(bits, syn);
-  const auto llr = observe(bits, 4.0, rng);  // SNR 1/16: capacity 0.04 < rate
-  auto dec = ldpc::decoder::create(*qc, {});
-  const auto r = dec->decode(llr, syn, out);
+  const auto f = undecodable_frame(base_seed());
+  std::vector<std::uint8_t> out(f.bits.size());
+  auto dec = ldpc::decoder::create(f.code, {});
+  const auto r = dec->decode(f.llr, f.syndrome, out);
   EXPECT_FALSE(r.success);
-  EXPECT_NE(out, bits);
+  EXPECT_NE(out, f.bits);
 }
 
 // A stopping node must not wait for a frame: a set cancel flag ends decoding at the next iteration.
 TEST(Decoder, CancelFlagEndsDecodingAtTheNextIteration) {
-  std::mt19937_64 rng(base_seed() + 5);
   SCOPED_TRACE(seed_note(base_seed() + 5));
-  const auto& fam = ldpc::code_families().front();
-  auto qc = ldpc::lift(fam.proto, 100, fam.seed, 100 * 30);
-  const auto hq = qc->expand();
-  std::vector<std::uint8_t> bits(hq.cols()), syn(hq.rows()), out(hq.cols());
-  for (auto& b : bits) b = rng() & 1u;
-  hq.syndrome(bits, syn);
-  const auto llr = observe(bits, 4.0, rng);  // undecodable: would run all iterations
+  const auto f = undecodable_frame(base_seed() + 5);  // would run all iterations
+  const auto& llr = f.llr;
+  const auto& syn = f.syndrome;
+  std::vector<std::uint8_t> out(f.bits.size());
   std::atomic<bool> cancel{false};
   ldpc::decoder_options o;
   o.max_iterations = 1000000;
   o.cancel = &cancel;
-  auto dec = ldpc::decoder::create(*qc, o);
+  auto dec = ldpc::decoder::create(f.code, o);
   ASSERT_TRUE(dec);
   std::jthread stopper([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
