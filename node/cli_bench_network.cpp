@@ -116,25 +116,6 @@ double percentile(std::vector<double> v, double p) {
 
 nlohmann::json num_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
-// Shortest hop counts from `from` over the topology's links (breadth first).
-std::map<std::string, int> hops_from(const config::topology& t, const std::string& from) {
-  std::map<std::string, int> d{{from, 0}};
-  std::vector<std::string> frontier{from};
-  while (!frontier.empty()) {
-    std::vector<std::string> next;
-    for (const auto& n : frontier)
-      for (const auto& l : t.links) {
-        const std::string* o = l.a == n ? &l.b : (l.b == n ? &l.a : nullptr);
-        if (o && !d.contains(*o)) {
-          d[*o] = d[n] + 1;
-          next.push_back(*o);
-        }
-      }
-    frontier = std::move(next);
-  }
-  return d;
-}
-
 void progress(const bench_network_options& o, const std::string& line) {
   if (!o.json) std::cout << line << '\n' << std::flush;
   else std::cerr << line << '\n' << std::flush;
@@ -281,7 +262,7 @@ void run_bench_network(const bench_network_options& o) {
     while (s == m) s = pick(rng);
     const auto& master = topo->nodes[m];
     const auto& slave = topo->nodes[s];
-    const int hops = hops_from(*topo, master.id).at(slave.id);
+    const int hops = network::hops_from(*topo, master.id).at(slave.id);
     ++requested;
     ++hop_hist[hops];
     const std::string& msae = master.saes.front();
@@ -357,7 +338,7 @@ void run_bench_network(const bench_network_options& o) {
     hops[std::to_string(h)] = {{"requested", n}, {"matched", hop_matched.count(h) ? hop_matched.at(h) : 0}};
   int max_hops = 0;
   for (const auto& n : topo->nodes)
-    for (const auto& [id, h] : hops_from(*topo, n.id)) max_hops = std::max(max_hops, h);
+    for (const auto& [id, h] : network::hops_from(*topo, n.id)) max_hops = std::max(max_hops, h);
   const auto phase = [](const cpu_times& a, const cpu_times& b, double wall) {
     return nlohmann::json{{"wall_s", wall}, {"user_s", b.user - a.user}, {"sys_s", b.sys - a.sys}};
   };

@@ -271,25 +271,25 @@ expected<std::string> synthesize_topology(const synth_options& o) {
   return t;
 }
 
-std::vector<std::string> curl_example(const config::topology& topo, const generated_network& net) {
-  // Hop distances from each site with SAEs (breadth-first over the links).
-  const auto distances = [&](const std::string& from) {
-    std::map<std::string, int> d{{from, 0}};
-    std::vector<std::string> frontier{from};
-    while (!frontier.empty()) {
-      std::vector<std::string> next;
-      for (const auto& n : frontier)
-        for (const auto& l : topo.links) {
-          const std::string* other = l.a == n ? &l.b : l.b == n ? &l.a : nullptr;
-          if (other != nullptr && !d.contains(*other)) {
-            d[*other] = d[n] + 1;
-            next.push_back(*other);
-          }
+std::map<std::string, int> hops_from(const config::topology& topo, const std::string& from) {
+  std::map<std::string, int> d{{from, 0}};
+  std::vector<std::string> frontier{from};
+  while (!frontier.empty()) {
+    std::vector<std::string> next;
+    for (const auto& n : frontier)
+      for (const auto& l : topo.links) {
+        const std::string* other = l.a == n ? &l.b : l.b == n ? &l.a : nullptr;
+        if (other != nullptr && !d.contains(*other)) {
+          d[*other] = d[n] + 1;
+          next.push_back(*other);
         }
-      frontier = std::move(next);
-    }
-    return d;
-  };
+      }
+    frontier = std::move(next);
+  }
+  return d;
+}
+
+std::vector<std::string> curl_example(const config::topology& topo, const generated_network& net) {
   const config::topology_node *master = nullptr, *slave = nullptr;
   if (const auto *ha = topo.find_node("Ha"), *ho = topo.find_node("Ho"); ha && ho && !ha->saes.empty() && !ho->saes.empty()) {
     master = ha;
@@ -298,7 +298,7 @@ std::vector<std::string> curl_example(const config::topology& topo, const genera
   for (int want : {2, 1}) {
     for (const auto& a : topo.nodes) {
       if (master != nullptr || a.saes.empty()) continue;
-      const auto d = distances(a.id);
+      const auto d = hops_from(topo, a.id);
       for (const auto& b : topo.nodes)
         if (master == nullptr && !b.saes.empty() && d.contains(b.id) && d.at(b.id) == want) {
           master = &a;

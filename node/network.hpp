@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <iosfwd>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,6 +68,10 @@ struct generated_network {
 /// (through Otemachi) in the Tokyo network, else the first pair of sites with SAEs two links
 /// apart (one link apart when no pair is two apart). Empty when no two sites have SAEs.
 std::vector<std::string> curl_example(const config::topology& topo, const generated_network& net);
+
+/// Shortest hop counts from site `from` to every site reachable over the topology's links
+/// (breadth first); unreachable sites are absent.
+std::map<std::string, int> hops_from(const config::topology& topo, const std::string& from);
 
 /// The address node `n` listens on: its `host`, or 127.0.0.1 when none is given.
 std::string host_of(const config::topology_node& n);
